@@ -1,0 +1,3 @@
+from lpipscli.cli import main
+
+main()

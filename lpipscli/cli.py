@@ -1,0 +1,297 @@
+"""The `lpips` command line (Typer). Thin: parse, build a RunConfig, run the engine, map errors to exits."""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lpipscli.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE, LpipsCliError, UsageError
+
+app = typer.Typer(
+    name="lpips",
+    help="Compare images and video against their references: LPIPS, SSIM, PSNR and more.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+weights_app = typer.Typer(help="List or download the weight files the LPIPS metrics need.", invoke_without_command=True)
+app.add_typer(weights_app, name="weights")
+
+
+class Alpha(str, Enum):
+    drop = "drop"
+    white = "white"
+    black = "black"
+    error = "error"
+
+
+class Resize(str, Enum):
+    none = "none"
+    dist_to_ref = "dist-to-ref"
+
+
+class OnError(str, Enum):
+    fail = "fail"
+    skip = "skip"
+
+
+class LpipsVersion(str, Enum):
+    v01 = "0.1"
+    v00 = "0.0"
+
+
+class Format(str, Enum):
+    csv = "csv"
+    parquet = "parquet"
+    jsonl = "jsonl"
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    sys.stderr.write(f"lpips: error: {message}\n")
+    sys.stderr.flush()
+    return typer.Exit(code)
+
+
+def _parse_metrics(metric: list[str] | None, net: list[str] | None) -> tuple[str, ...]:
+    from lpipscli.metrics import DEFAULT_METRICS, REGISTRY
+
+    keys: list[str] = []
+    for item in metric or []:
+        keys.extend(k.strip() for k in item.split(",") if k.strip())
+    for item in net or []:
+        keys.extend(f"lpips_{n.strip()}" for n in item.split(",") if n.strip())
+    if not keys:
+        keys = list(DEFAULT_METRICS)
+    unknown = [k for k in keys if k not in REGISTRY]
+    if unknown:
+        raise UsageError(f"unknown metric {', '.join(unknown)}; known: {', '.join(REGISTRY)} (see `lpips metrics`)")
+    return tuple(dict.fromkeys(keys))
+
+
+@app.command()
+def compare(
+    ref: Annotated[Path, typer.Argument(help="Reference folder or image file.", show_default=False)],
+    dists: Annotated[list[Path], typer.Argument(help="One or more distorted folders or image files.",
+                                                show_default=False)],
+    metric: Annotated[list[str] | None, typer.Option(
+        "--metric", "-m", help="Metric keys, comma-separated or repeated (see `lpips metrics`). "
+        "Default: lpips_alex,ssim,psnr.")] = None,
+    net: Annotated[list[str] | None, typer.Option(
+        "--net", help="Shorthand for --metric lpips_NET (alex, vgg, squeeze).")] = None,
+    lpips_version: Annotated[LpipsVersion, typer.Option("--lpips-version", help="LPIPS heads version.")] = (
+        LpipsVersion.v01),
+    output: Annotated[str, typer.Option(
+        "--output", "-o", help="Output file (.csv, .parquet, .jsonl); '-' writes CSV to stdout.")] = "-",
+    fmt: Annotated[Format | None, typer.Option("--format", help="Output format (default: from the extension).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (auto = CUDA when available).")] = "auto",
+    workers: Annotated[int | None, typer.Option(
+        help="Decoding worker processes (default: CPU cores - 1, at most 8; 0 = decode in the main process).",
+        min=0)] = None,
+    batch_size: Annotated[int, typer.Option(help="Most pairs per batch.", min=1)] = 16,
+    max_batch_pixels: Annotated[int | None, typer.Option(
+        help="Most pixels per batch, references included (default: 4 Mpx on CPU, 32 Mpx on CUDA).", min=1)] = None,
+    alpha: Annotated[Alpha, typer.Option(help="What to do with an alpha channel.")] = Alpha.drop,
+    resize: Annotated[Resize, typer.Option(
+        help="none: a size mismatch is an error; dist-to-ref: resample the distorted image (bicubic, "
+        "antialiased).")] = Resize.none,
+    allow_unmatched: Annotated[bool, typer.Option(
+        help="Score the pairs that match and report the files without a partner instead of failing.")] = False,
+    on_error: Annotated[OnError, typer.Option(
+        help="fail: stop at the first bad pair (rows computed so far are kept); skip: record it with "
+        "status=error and go on.")] = OnError.fail,
+    allow_unverified_weights: Annotated[bool, typer.Option(
+        help="Use weight files whose sha256 does not match (custom backbones); recorded in the provenance. "
+        "Also LPIPSCLI_ALLOW_UNVERIFIED_WEIGHTS=1.")] = False,
+    max_pixels: Annotated[int | None, typer.Option(
+        help="Refuse images with more pixels than this (decompression-bomb guard; 0 disables). "
+        "Default: 256 Mpx.", min=0)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary table.")] = False,
+) -> None:
+    """Score distorted images against their references, one row per pair.
+
+    Folders are walked recursively and files pair by relative path without extension
+    (ref/a/b.png with out/a/b.jpg); several distorted folders can share one reference folder.
+    """
+    from lpipscli.config import RunConfig
+
+    try:
+        config = RunConfig(
+            ref=ref, dists=tuple(dists), metrics=_parse_metrics(metric, net),
+            metric_params={},
+            device=device, workers=workers, batch_size=batch_size, max_batch_pixels=max_batch_pixels,
+            alpha=alpha.value, resize=resize.value, allow_unmatched=allow_unmatched, on_error=on_error.value,
+            allow_unverified_weights=allow_unverified_weights, max_pixels=max_pixels,
+        )
+        config = _with_lpips_version(config, lpips_version.value)
+        code = _run_compare(config, output, fmt.value if fmt else None, quiet)
+    except LpipsCliError as exc:
+        raise _fail(str(exc), exc.exit_code) from None
+    raise typer.Exit(code)
+
+
+def _with_lpips_version(config, version: str):
+    from dataclasses import replace
+
+    params = {k: {"version": version} for k in config.metrics if k.startswith("lpips_")}
+    return replace(config, metric_params={**config.metric_params, **params})
+
+
+def _run_compare(config, output: str, fmt: str | None, quiet: bool) -> int:
+    from rich.console import Console
+
+    from lpipscli.engine import Engine
+    from lpipscli.sinks import check_writable, format_for, open_sink
+    from lpipscli.summary import build_summary, print_summary
+
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+    show_progress = not quiet and sys.stderr.isatty()
+    format_for(output, fmt)
+    check_writable(output)
+    engine = Engine(config)
+    pairing = engine.pair()
+    engine.build()
+    work = engine.plan(pairing)
+    if work.failed and config.on_error == "fail":
+        n = len(work.failed)
+        raise LpipsCliError(
+            f"{work.failed[0][3]}" + (f" (and {n - 1} more pair(s) that cannot be scored)" if n > 1 else "")
+            + "; nothing was computed (--on-error skip scores the rest)"
+        )
+    sink = open_sink(output, fmt, engine.columns, engine.provenance(pairing))
+    summary = None
+    try:
+        if show_progress:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("{task.fields[rate]} pairs/s"), TimeElapsedColumn(), TextColumn("eta"),
+                       TimeRemainingColumn())
+            with Progress(*columns, console=console, transient=True) as progress:
+                task = progress.add_task("scoring", total=work.n_pairs + len(work.failed), rate="-")
+
+                def advance(n: int) -> None:
+                    progress.advance(task, n)
+                    speed = progress.tasks[0].speed
+                    progress.update(task, rate=f"{speed:.1f}" if speed else "-")
+
+                result = engine.execute(work, sink.write, on_progress=advance)
+        else:
+            result = engine.execute(work, sink.write)
+        summary = build_summary(result, config.metrics, [str(d) for d in config.dists], pairing.unmatched_summary())
+    finally:
+        sink.close(summary)
+    if not quiet:
+        print_summary(summary, console)
+    if result.interrupted:
+        sys.stderr.write("lpips: interrupted: rows computed so far were written\n")
+        return EXIT_INTERRUPTED
+    if result.first_error and config.on_error == "fail":
+        raise LpipsCliError(f"{result.first_error}; rows computed before it were written (--on-error skip goes on)")
+    return 0
+
+
+@app.command("metrics")
+def list_metrics(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List every metric key: what it measures, its range, which direction is better, its needs."""
+    from lpipscli.metrics import REGISTRY
+
+    rows = [{
+        "key": s.key, "measures": s.measures, "range": s.value_range,
+        "better": "higher" if s.higher_is_better else "lower", "needs_weights": s.needs_weights,
+        "min_side": s.min_side, "cost": s.cost,
+    } for s in REGISTRY.values()]
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="metrics (key = --metric name = output column)", title_justify="left")
+    for col in ("key", "measures", "range", "better", "weights", "min side"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["key"], r["measures"], r["range"], r["better"], "yes" if r["needs_weights"] else "no",
+                      f"{r['min_side']} px")
+    Console().print(table)
+
+
+@weights_app.callback()
+def weights_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the weight files each LPIPS net needs, where they are looked for, and whether they verify."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from lpipscli import weights
+
+    rows = weights.status()
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"weights (backbone cache: {weights.checkpoint_dir()})", title_justify="left")
+    for col in ("needed by", "file", "present", "verified", "path"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["needed_by"], r["file"], "yes" if r["present"] else "NO",
+                      "yes" if r["verified"] else ("NO" if r["present"] else "-"), r["path"])
+    Console().print(table)
+
+
+@weights_app.command("download")
+def weights_download(
+    nets: Annotated[list[str] | None, typer.Argument(help="alex, vgg, squeeze (default: all).")] = None,
+) -> None:
+    """Download torchvision backbones into the torch hub cache, checking their sha256."""
+    from lpipscli import weights
+
+    try:
+        for net in nets or list(weights.NETS):
+            if net not in weights.NETS:
+                raise UsageError(f"unknown net {net!r}; choose from {', '.join(weights.NETS)}")
+            path = weights.download(net, progress=sys.stderr.isatty())
+            typer.echo(f"{net}: {path} (sha256 verified)")
+    except LpipsCliError as exc:
+        raise _fail(str(exc), exc.exit_code) from None
+
+
+def main() -> None:
+    """Console-script entry point: errors become one line on stderr and a distinct exit code."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("lpips: interrupted\n")
+        sys.exit(EXIT_INTERRUPTED)
+    except LpipsCliError as exc:  # raised outside a command body
+        sys.stderr.write(f"lpips: error: {exc}\n")
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug or a runtime failure: one line, unless debugging
+        if os.environ.get("LPIPSCLI_DEBUG"):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        sys.stderr.write(f"lpips: error: {type(exc).__name__}: {first} (set LPIPSCLI_DEBUG=1 for a traceback)\n")
+        sys.exit(EXIT_RUNTIME)
+
+
+__all__ = ["app", "main", "EXIT_USAGE"]

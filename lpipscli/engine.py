@@ -1,0 +1,316 @@
+"""The run: pair, plan, decode in workers, score on the device, hand rows to a sink.
+
+Rows leave the engine batch by batch (so an interrupted run keeps everything it finished), in an order
+fixed by the input and the options. Per-image scores do not depend on batch composition.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import platform
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils.data import DataLoader
+
+from lpipscli.config import RunConfig, Runner
+from lpipscli.errors import DeviceError, UsageError
+from lpipscli.io.dataset import PairDataset, WorkPlan, collate, plan_work
+from lpipscli.io.pairing import Pair, PairPlan, pair_inputs
+from lpipscli.metrics import REGISTRY, resolve_params
+
+#: Pixel budget per batch (references + distorted images): bounds memory and keeps CPU batches in the
+#: size range where batching helps (at 720p one pair at a time is as fast as any batch on a CPU).
+DEFAULT_BATCH_PIXELS = {"cpu": 4 * 1024 * 1024, "cuda": 32 * 1024 * 1024}
+
+BASE_COLUMNS = ("ref", "dist", "dist_root", "width", "height")
+TAIL_COLUMNS = ("status", "error")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda``/``cuda:N`` must exist.
+
+    Raises:
+        DeviceError: the device does not exist here.
+        UsageError: the name is not a device.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+        index = device.index or 0
+        if index >= torch.cuda.device_count():
+            raise DeviceError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif device.type != "cpu":
+        raise UsageError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N")
+    return device
+
+
+def default_workers() -> int:
+    """One decoding worker per spare core, at most 8 (0 decodes in the main process)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores - 1))
+
+
+@dataclass
+class RunResult:
+    """What a run produced besides its rows."""
+
+    n_pairs: int = 0
+    n_scored: int = 0
+    n_failed: int = 0
+    interrupted: bool = False
+    #: (dist_root, metric) -> scores in row order (NaN for failed pairs)
+    values: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    failed_per_root: dict[str, int] = field(default_factory=dict)
+    first_error: str | None = None
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for dist in ("lpipscli", "torch", "torchvision", "lpips", "numpy", "pillow", "opencv-python-headless", "pyarrow"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+class Engine:
+    """Builds everything once per run (device, metric runners, weights), then scores plans.
+
+    Args:
+        config: the parsed run configuration.
+    """
+
+    def __init__(self, config: RunConfig):
+        self.config = config
+        unknown = [m for m in config.metrics if m not in REGISTRY]
+        if unknown:
+            raise UsageError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(REGISTRY)}")
+        if not config.metrics:
+            raise UsageError("no metric selected")
+        self.device = resolve_device(config.device)
+        self.params = {key: resolve_params(key, config.metric_params.get(key, {})) for key in config.metrics}
+        self.runners: dict[str, Runner] = {}
+        self.weight_records: list[dict] = []
+        self.max_batch_pixels = config.max_batch_pixels or DEFAULT_BATCH_PIXELS[self.device.type]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        extra = ("resized_from",) if self.config.resize != "none" else ()
+        return BASE_COLUMNS + tuple(self.config.metrics) + extra + TAIL_COLUMNS
+
+    def pair(self) -> PairPlan:
+        """Pair the inputs (no file is decoded)."""
+        return pair_inputs(self.config.ref, self.config.dists, allow_unmatched=self.config.allow_unmatched)
+
+    def build(self) -> None:
+        """Build every metric runner once (this loads and verifies weights)."""
+        for key in self.config.metrics:
+            spec = REGISTRY[key]
+            params = self.params[key]
+            if spec.build is not None:
+                runner, records = spec.build(
+                    self.device, allow_unverified=self.config.allow_unverified_weights, **params
+                )
+                self.weight_records.extend(r.as_dict() for r in records)
+            else:
+                runner = _pure_runner(spec.fn, params)
+            self.runners[key] = runner
+
+    def plan(self, pairing: PairPlan) -> WorkPlan:
+        """Probe headers and group pairs into batches."""
+        min_sides = {key: REGISTRY[key].min_side for key in self.config.metrics}
+        return plan_work(
+            pairing.groups, resize=self.config.resize, min_sides=min_sides,
+            batch_size=self.config.batch_size, max_batch_pixels=self.max_batch_pixels,
+        )
+
+    def provenance(self, pairing: PairPlan | None = None) -> dict:
+        """Everything that determines the scores, plus versions and the inputs; JSON-serialisable."""
+        cfg = self.config
+        scoring = {
+            "metrics": {k: dict(self.params[k]) for k in cfg.metrics},
+            "weights_sha256": sorted({(r["role"], r["sha256"]) for r in self.weight_records}),
+            "decode": {"alpha": cfg.alpha, "resize": cfg.resize, "resize_method": "bicubic, antialiased",
+                       "range": "[0,1] by file bit depth", "gray_vs_rgb": "gray promoted to RGB"},
+            "dtype": "float32",
+        }
+        digest = hashlib.sha256(json.dumps(scoring, sort_keys=True, default=str).encode()).hexdigest()
+        prov = {
+            "tool": "lpipscli",
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "command": sys.argv,
+            "versions": _versions(),
+            "device": str(self.device),
+            "device_name": (
+                torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else platform.processor()
+            ),
+            "dtype": "float32",
+            "metrics": scoring["metrics"],
+            "options": {
+                **scoring["decode"], "on_error": cfg.on_error, "batch_size": cfg.batch_size,
+                "max_batch_pixels": self.max_batch_pixels, "allow_unmatched": cfg.allow_unmatched,
+            },
+            "weights": self.weight_records,
+            "inputs": {"ref": str(cfg.ref), "dists": [str(d) for d in cfg.dists]},
+            "settings_hash": digest,
+        }
+        if pairing is not None:
+            prov["pairing"] = pairing.unmatched_summary()
+        return prov
+
+    def _row(self, pair: Pair, width: int, height: int, scores: dict[str, float], error: str | None,
+             resized_from: tuple[int, int] | None = None) -> dict:
+        row = {"ref": str(pair.ref_path), "dist": str(pair.dist_path), "dist_root": pair.dist_root,
+               "width": width, "height": height}
+        for key in self.config.metrics:
+            row[key] = scores.get(key, math.nan)
+        if self.config.resize != "none":
+            row["resized_from"] = f"{resized_from[0]}x{resized_from[1]}" if resized_from else ""
+        row["status"] = "error" if error else "ok"
+        row["error"] = error or ""
+        return row
+
+    def _record(self, result: RunResult, rows: list[dict]) -> None:
+        for row in rows:
+            root = row["dist_root"]
+            for key in self.config.metrics:
+                result.values.setdefault((root, key), []).append(row[key])
+            if row["status"] == "error":
+                result.n_failed += 1
+                result.failed_per_root[root] = result.failed_per_root.get(root, 0) + 1
+                result.first_error = result.first_error or row["error"]
+            else:
+                result.n_scored += 1
+
+    def execute(
+        self,
+        work: WorkPlan,
+        emit: Callable[[list[dict]], None],
+        *,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> RunResult:
+        """Score every planned pair; ``emit`` receives the rows of each batch as soon as they exist.
+
+        With ``on_error="fail"`` the first failed pair stops the run after the rows computed so far were
+        emitted (``result.first_error`` says why); with ``"skip"`` failed pairs become rows with
+        ``status="error"``. Ctrl-C (SIGINT) finishes the batch in flight, emits it and returns with
+        ``result.interrupted`` set.
+        """
+        if not self.runners:
+            self.build()
+        result = RunResult(n_pairs=work.n_pairs + len(work.failed))
+        skip = self.config.on_error == "skip"
+        if work.failed:
+            if not skip:
+                result.first_error = work.failed[0][3]
+                result.n_failed = len(work.failed)
+                return result
+            rows = [self._row(p, w, h, {}, msg) for p, w, h, msg in work.failed]
+            emit(rows)
+            self._record(result, rows)
+            if on_progress:
+                on_progress(len(rows))
+        if not work.chunks:
+            return result
+
+        stop = threading.Event()
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+        try:
+            for batch in self._loader(work):
+                rows = self._score(work, batch)
+                failed_rows = [r for r in rows if r["status"] == "error"]
+                if failed_rows and not skip:
+                    rows = [r for r in rows if r["status"] == "ok"]
+                    emit(rows)
+                    self._record(result, rows)
+                    result.first_error = failed_rows[0]["error"]
+                    result.n_failed += len(failed_rows)
+                    return result
+                emit(rows)
+                self._record(result, rows)
+                if on_progress:
+                    on_progress(len(rows))
+                if stop.is_set():
+                    result.interrupted = True
+                    break
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        return result
+
+    def _loader(self, work: WorkPlan) -> DataLoader:
+        workers = self.config.workers if self.config.workers is not None else default_workers()
+        workers = max(0, min(workers, len(work.batches) - 1))
+        dataset = PairDataset(work.chunks, alpha=self.config.alpha, max_pixels=self.config.max_pixels)
+        kwargs = {}
+        if workers > 0:
+            kwargs = {"persistent_workers": True, "prefetch_factor": 2, "worker_init_fn": _ignore_sigint}
+        return DataLoader(
+            dataset, batch_sampler=work.batches, num_workers=workers, collate_fn=collate,
+            pin_memory=self.device.type == "cuda", **kwargs,
+        )
+
+    def _score(self, work: WorkPlan, batch: dict) -> list[dict]:
+        rows_by_pair: dict[tuple[int, int], dict] = {}
+        if batch["dist"] is not None:
+            ref = _to_device(batch["ref"], self.device)
+            dist = _to_device(batch["dist"], self.device)
+            index = batch["ref_index"].to(self.device, non_blocking=True)
+            scores: dict[str, list[float]] = {}
+            with torch.inference_mode():
+                for key, runner in self.runners.items():
+                    scores[key] = runner(ref, dist, index).double().cpu().tolist()
+            for p, (c, k) in enumerate(batch["scored"]):
+                chunk = work.chunks[c]
+                rows_by_pair[(c, k)] = self._row(
+                    chunk.pairs[k], chunk.width, chunk.height, {key: v[p] for key, v in scores.items()}, None,
+                    chunk.resize_from[k],
+                )
+        for c, k, message in batch["failed"]:
+            chunk = work.chunks[c]
+            rows_by_pair[(c, k)] = self._row(chunk.pairs[k], chunk.width, chunk.height, {}, message,
+                                             chunk.resize_from[k])
+        return [rows_by_pair[key] for key in sorted(rows_by_pair)]
+
+
+def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Move with ``non_blocking`` and convert once to float32 in [0, 1]."""
+    tensor = tensor.to(device, non_blocking=True)
+    if tensor.dtype == torch.uint8:
+        return tensor.float().div_(255)
+    return tensor.float()
+
+
+def _pure_runner(fn, params) -> Runner:
+    def run(ref: torch.Tensor, dist: torch.Tensor, ref_index: torch.Tensor) -> torch.Tensor:
+        return fn(ref.index_select(0, ref_index), dist, **params)
+
+    return run
+
+
+def _ignore_sigint(_worker_id: int) -> None:
+    """Workers leave Ctrl-C to the main process, which finishes the batch in flight."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

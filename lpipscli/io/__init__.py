@@ -1,0 +1,1 @@
+"""Input side: discovery, pairing, decoding, datasets (no metric math here)."""
