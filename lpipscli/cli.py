@@ -118,6 +118,7 @@ def compare(
     (ref/a/b.png with out/a/b.jpg); several distorted folders can share one reference folder.
     """
     from lpipscli.config import RunConfig
+    from lpipscli.io.decoding import DEFAULT_MAX_PIXELS
 
     try:
         config = RunConfig(
@@ -125,7 +126,8 @@ def compare(
             metric_params={},
             device=device, workers=workers, batch_size=batch_size, max_batch_pixels=max_batch_pixels,
             alpha=alpha.value, resize=resize.value, allow_unmatched=allow_unmatched, on_error=on_error.value,
-            allow_unverified_weights=allow_unverified_weights, max_pixels=max_pixels,
+            allow_unverified_weights=allow_unverified_weights,
+            max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else (max_pixels or None),
         )
         config = _with_lpips_version(config, lpips_version.value)
         code = _run_compare(config, output, fmt.value if fmt else None, quiet)
@@ -155,6 +157,11 @@ def _run_compare(config, output: str, fmt: str | None, quiet: bool) -> int:
     engine = Engine(config)
     pairing = engine.pair()
     engine.build()
+    for record in engine.weight_records:
+        if not record["verified"]:
+            console.print(f"[yellow]lpips: warning:[/] using unverified weights {record['path']} "
+                          f"(sha256 {record['sha256'][:16]}..., expected {record['expected_sha256'][:16]}...)",
+                          highlight=False, soft_wrap=True)
     work = engine.plan(pairing)
     if work.failed and config.on_error == "fail":
         n = len(work.failed)

@@ -68,4 +68,5 @@ class RunConfig:
     allow_unmatched: bool = False
     on_error: str = "fail"
     allow_unverified_weights: bool = False
-    max_pixels: int | None = None
+    #: decompression-bomb guard (pixels per image); None disables it
+    max_pixels: int | None = 16384 * 16384

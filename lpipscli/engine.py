@@ -143,6 +143,7 @@ class Engine:
         return plan_work(
             pairing.groups, resize=self.config.resize, min_sides=min_sides,
             batch_size=self.config.batch_size, max_batch_pixels=self.max_batch_pixels,
+            max_pixels=self.config.max_pixels,
         )
 
     def provenance(self, pairing: PairPlan | None = None) -> dict:

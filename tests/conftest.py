@@ -10,39 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
-BACKBONE_FILES = {
-    "alex": ("alexnet", "alexnet-owt-7be5be79.pth"),
-    "vgg": ("vgg16", "vgg16-397923af.pth"),
-    "squeeze": ("squeezenet1_1", "squeezenet1_1-b8a52dc0.pth"),
-}
-
-
-def seeded_state_dict(arch: str, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A torchvision-shaped state dict with He-scaled random conv weights and zero classifier views."""
-    import torchvision
-
-    model = getattr(torchvision.models, arch)(weights=None)
-    generator = torch.Generator().manual_seed(seed)
-    state = {}
-    for name, tensor in model.state_dict().items():
-        if not name.startswith("features"):
-            state[name] = torch.zeros(()).expand(tensor.shape)
-        elif tensor.dim() > 1:
-            state[name] = torch.randn(tensor.shape, generator=generator) * (2.0 / tensor[0].numel()) ** 0.5
-        else:
-            state[name] = torch.randn(tensor.shape, generator=generator) * 0.01
-    return state
-
-
-def write_seeded_backbones(torch_home: Path, nets=("alex", "vgg", "squeeze"), seed: int = 0) -> Path:
-    folder = torch_home / "hub" / "checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
-    for net in nets:
-        arch, filename = BACKBONE_FILES[net]
-        torch.save(seeded_state_dict(arch, seed), folder / filename)
-    return folder
+from lpipscli.testing import write_seeded_backbones
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from lpipscli.errors import DecodeError, LpipsCliError
-from lpipscli.io.decoding import decode_image, probe_image, to_float
+from lpipscli.io.decoding import DEFAULT_MAX_PIXELS, decode_image, probe_image, to_float
 from lpipscli.io.pairing import Pair, RefGroup
 
 
@@ -56,6 +56,7 @@ def plan_work(
     min_sides: dict[str, int],
     batch_size: int,
     max_batch_pixels: int,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> WorkPlan:
     """Probe headers, check sizes, and group pairs into batches of equal image shape.
 
@@ -66,6 +67,7 @@ def plan_work(
         batch_size: most pairs per batch.
         max_batch_pixels: most pixels (references plus distorted images) per batch; a single pair
             above it still runs, alone.
+        max_pixels: decompression-bomb limit per image (None disables it).
 
     Returns:
         The plan; pairs that cannot be scored are in ``failed`` with a one-line message.
@@ -74,7 +76,7 @@ def plan_work(
     failed: list[tuple[Pair, int, int, str]] = []
     for group in groups:
         try:
-            ref_info = probe_image(group.ref_path)
+            ref_info = probe_image(group.ref_path, max_pixels=max_pixels)
         except LpipsCliError as exc:
             failed.extend((pair, 0, 0, str(exc)) for pair in group.pairs)
             continue
@@ -90,7 +92,7 @@ def plan_work(
         channels = ref_info.channels
         for pair in group.pairs:
             try:
-                info = probe_image(pair.dist_path)
+                info = probe_image(pair.dist_path, max_pixels=max_pixels)
             except LpipsCliError as exc:
                 failed.append((pair, width, height, str(exc)))
                 continue
@@ -160,7 +162,7 @@ class PairDataset(Dataset):
     become per-pair error messages, never exceptions, so one corrupt file cannot take the batch down.
     """
 
-    def __init__(self, chunks: list[Chunk], *, alpha: str = "drop", max_pixels: int | None = None):
+    def __init__(self, chunks: list[Chunk], *, alpha: str = "drop", max_pixels: int | None = DEFAULT_MAX_PIXELS):
         self.chunks = chunks
         self.alpha = alpha
         self.max_pixels = max_pixels

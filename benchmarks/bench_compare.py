@@ -1,0 +1,91 @@
+"""`lpips compare` against the official LPIPS two-folder loop, on the same pairs, in the same run.
+
+The official `lpips_2dirs.py` scores one pair at a time: `lpips.load_image` (OpenCV; its non-OpenCV
+fallback, used for .webp, needs matplotlib, so the OpenCV branch is used for every file), `im2tensor`, one
+forward pass per pair, reference features recomputed for every distorted folder. This script runs that loop
+(pairing files by stem, since the shared data's distorted files change extension) and `lpips compare` over
+all distorted folders at once, each as its own process, and prints pairs/s, the ratio and peak memory
+(resident set of the process tree, decoding workers included).
+
+    python benchmarks/bench_compare.py                       # ../shared/data, LPIPS-alex
+    python benchmarks/bench_compare.py --net vgg --data DIR  # DIR/ref and DIR/dist/*/
+
+Without real ImageNet weights in the torch cache it writes seeded stand-ins into a temporary TORCH_HOME:
+same compute, so the timings hold; the LPIPS values are then not meaningful.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from _common import DEFAULT_DATA, run_measured, torch_home_with_weights
+
+OFFICIAL_LOOP = r"""
+import json, sys, time, os
+from pathlib import Path
+t0 = time.perf_counter()
+import cv2, lpips, torch
+def load_image(path):  # lpips.load_image's OpenCV branch (its fallback for .webp needs matplotlib)
+    return cv2.imread(path)[:, :, ::-1]
+net, ref_dir, dist_dirs = sys.argv[1], Path(sys.argv[2]), [Path(p) for p in sys.argv[3:]]
+loss_fn = lpips.LPIPS(net=net, version="0.1", verbose=False)
+t1 = time.perf_counter()
+refs = {p.stem: p for p in sorted(ref_dir.iterdir())}
+n, total = 0, 0.0
+for dist_dir in dist_dirs:
+    for dist in sorted(dist_dir.iterdir()):
+        if dist.stem not in refs:
+            continue
+        img0 = lpips.im2tensor(load_image(str(refs[dist.stem])))
+        img1 = lpips.im2tensor(load_image(str(dist)))
+        total += loss_fn.forward(img0, img1).item()
+        n += 1
+t2 = time.perf_counter()
+print(json.dumps({"pairs": n, "setup_s": t1 - t0, "loop_s": t2 - t1, "mean": total / n}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--net", default="alex", choices=["alex", "vgg", "squeeze"])
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args()
+    ref_dir = args.data / "ref"
+    dist_dirs = sorted(p for p in (args.data / "dist").iterdir() if p.is_dir())
+    if not ref_dir.is_dir() or not dist_dirs:
+        raise SystemExit(f"{args.data}: expected ref/ and dist/<name>/ folders")
+    home, real = torch_home_with_weights((args.net,))
+    env = {"TORCH_HOME": home, "LPIPSCLI_ALLOW_UNVERIFIED_WEIGHTS": "0" if real else "1"}
+    print(f"data: {args.data} ({len(dist_dirs)} distorted folders), net: {args.net}, "
+          f"weights: {'real ImageNet' if real else 'seeded stand-ins (timing only)'}")
+
+    wall_off, mem_off, out = run_measured(
+        [sys.executable, "-c", OFFICIAL_LOOP, args.net, str(ref_dir), *map(str, dist_dirs)], env)
+    official = json.loads(out)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out_csv = Path(tmp) / "scores.csv"
+        cmd = [sys.executable, "-m", "lpipscli", "compare", str(ref_dir), *map(str, dist_dirs),
+               "--metric", f"lpips_{args.net}", "-o", str(out_csv), "--quiet", "--alpha", "drop"]
+        if args.workers is not None:
+            cmd += ["--workers", str(args.workers)]
+        wall_ours, mem_ours, _ = run_measured(cmd, env)
+        rows = out_csv.read_text().splitlines()[1:]
+    n = official["pairs"]
+    if len(rows) != n:
+        raise SystemExit(f"pair counts differ: official {n}, lpips compare {len(rows)}")
+
+    print(f"{'':28s}{'wall s':>9s}{'pairs/s':>10s}{'peak MiB':>10s}")
+    print(f"{'official lpips_2dirs loop':28s}{wall_off:9.2f}{n / wall_off:10.2f}{mem_off:10.0f}"
+          f"   (import+build {official['setup_s']:.2f} s, loop {official['loop_s']:.2f} s)")
+    print(f"{'lpips compare':28s}{wall_ours:9.2f}{n / wall_ours:10.2f}{mem_ours:10.0f}")
+    print(f"ratio (official wall / ours): {wall_off / wall_ours:.2f}x over {n} pairs, whole processes")
+
+
+if __name__ == "__main__":
+    main()
