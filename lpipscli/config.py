@@ -35,6 +35,8 @@ class MetricSpec:
             reference features (LPIPS); otherwise the engine calls ``fn`` directly.
         differentiable: whether gradients flow through ``fn`` (usable as a training loss).
         cost: rough cost per pair, as text, for the documentation.
+        input_dtype: ``"float32"`` or ``"float64"``: the precision the engine converts decoded pixels to
+            for this metric (pixel metrics need float64 to match scikit-image to 1e-6 on 16-bit files).
     """
 
     key: str
@@ -49,6 +51,7 @@ class MetricSpec:
     build: Callable[..., Runner] | None = None
     differentiable: bool = True
     cost: str = ""
+    input_dtype: str = "float32"
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from lpipscli.config import RunConfig, Runner
 from lpipscli.errors import DeviceError, UsageError
-from lpipscli.io.dataset import PairDataset, WorkPlan, collate, plan_work
+from lpipscli.io.dataset import PairDataset, WorkPlan, collate, plan_work, to_unit_float
 from lpipscli.io.pairing import Pair, PairPlan, pair_inputs
 from lpipscli.metrics import REGISTRY, resolve_params
 
@@ -277,12 +277,12 @@ class Engine:
     def _score(self, work: WorkPlan, batch: dict) -> list[dict]:
         rows_by_pair: dict[tuple[int, int], dict] = {}
         if batch["dist"] is not None:
-            ref = _to_device(batch["ref"], self.device)
-            dist = _to_device(batch["dist"], self.device)
+            inputs = _Inputs(batch["ref"], batch["dist"], self.device)
             index = batch["ref_index"].to(self.device, non_blocking=True)
             scores: dict[str, list[float]] = {}
             with torch.inference_mode():
                 for key, runner in self.runners.items():
+                    ref, dist = inputs.get(REGISTRY[key].input_dtype)
                     scores[key] = runner(ref, dist, index).double().cpu().tolist()
             for p, (c, k) in enumerate(batch["scored"]):
                 chunk = work.chunks[c]
@@ -297,12 +297,22 @@ class Engine:
         return [rows_by_pair[key] for key in sorted(rows_by_pair)]
 
 
-def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Move with ``non_blocking`` and convert once to float32 in [0, 1]."""
-    tensor = tensor.to(device, non_blocking=True)
-    if tensor.dtype == torch.uint8:
-        return tensor.float().div_(255)
-    return tensor.float()
+class _Inputs:
+    """A batch on the device, converted once per precision to float in [0, 1] by the files' bit depth.
+
+    Pixels travel in their integer form (uint8, or int32 for 16-bit samples) and are scaled on the device,
+    so float64 metrics get exact values and float32 metrics (LPIPS) get the usual float32 ones.
+    """
+
+    def __init__(self, ref: torch.Tensor, dist: torch.Tensor, device: torch.device):
+        self.raw = (ref.to(device, non_blocking=True), dist.to(device, non_blocking=True))
+        self.cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def get(self, dtype: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if dtype not in self.cache:
+            torch_dtype = torch.float64 if dtype == "float64" else torch.float32
+            self.cache[dtype] = tuple(to_unit_float(t, torch_dtype) for t in self.raw)
+        return self.cache[dtype]
 
 
 def _pure_runner(fn, params) -> Runner:

@@ -137,9 +137,15 @@ def _batch(chunks: list[Chunk], batch_size: int, max_batch_pixels: int) -> list[
     return batches
 
 
+#: integer pixel dtypes and their full scale; 16-bit samples travel as int32 (exact; torch's uint16 is limited)
+_SCALE = {torch.uint8: 255.0, torch.int32: 65535.0}
+
+
 def _to_tensor(array: np.ndarray, channels: int) -> torch.Tensor:
-    """(H, W, C) array -> (C, H, W) tensor, uint8 kept as is, anything else float32 in [0, 1]."""
-    if array.dtype != np.uint8:
+    """(H, W, C) array -> (C, H, W) tensor: uint8 stays uint8, uint16 becomes int32, float stays float32."""
+    if array.dtype == np.uint16:
+        array = array.astype(np.int32)
+    elif array.dtype != np.uint8:
         array = to_float(array)
     tensor = torch.from_numpy(np.array(array.transpose(2, 0, 1), order="C", copy=True))
     if tensor.shape[0] != channels:
@@ -147,9 +153,17 @@ def _to_tensor(array: np.ndarray, channels: int) -> torch.Tensor:
     return tensor
 
 
+def to_unit_float(tensor: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Pixels as float in [0, 1] by their bit depth (uint8 / 255, int32 16-bit samples / 65535)."""
+    scale = _SCALE.get(tensor.dtype)
+    if scale is None:
+        return tensor.to(dtype)
+    return tensor.to(dtype).div_(scale)
+
+
 def _resize(tensor: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Bicubic, antialiased resampling in float, clamped back to [0, 1]."""
-    x = tensor.float() / 255 if tensor.dtype == torch.uint8 else tensor
+    x = to_unit_float(tensor)
     x = F.interpolate(x[None], size=(height, width), mode="bicubic", antialias=True, align_corners=False)
     return x[0].clamp_(0, 1)
 
@@ -158,7 +172,8 @@ class PairDataset(Dataset):
     """Decodes one :class:`Chunk` per item: its reference once, then each distorted file.
 
     An item is a dict ``{"chunk": int, "ref": (C, H, W) tensor or None, "dists": [tensor or None],
-    "errors": [str or None]}``; tensors are uint8 for 8-bit files, else float32 in [0, 1]. Bad files
+    "errors": [str or None]}``; tensors are uint8 for 8-bit files, int32 for 16-bit files (values
+    0..65535), float32 in [0, 1] after alpha compositing or resampling. Bad files
     become per-pair error messages, never exceptions, so one corrupt file cannot take the batch down.
     """
 
@@ -220,8 +235,8 @@ def collate(items: list[dict]) -> dict:
     batch = {"scored": scored, "failed": failed, "ref": None, "dist": None, "ref_index": None}
     if dists:
         tensors = refs + dists
-        if any(t.dtype != torch.uint8 for t in tensors):
-            tensors = [t.float() / 255 if t.dtype == torch.uint8 else t for t in tensors]
+        if len({t.dtype for t in tensors}) > 1:  # mixed bit depths: exact float64 in [0, 1]
+            tensors = [to_unit_float(t, torch.float64) for t in tensors]
         batch["ref"] = torch.stack(tensors[: len(refs)])
         batch["dist"] = torch.stack(tensors[len(refs):])
         batch["ref_index"] = torch.tensor(ref_index, dtype=torch.long)

@@ -70,42 +70,44 @@ for _net, _name in _LPIPS_INFO.items():
     ))
 
 register(MetricSpec(
-    key="psnr", fn=psnr, measures="peak signal-to-noise ratio over all channels (dB)",
+    key="psnr", input_dtype="float64", fn=psnr, measures="peak signal-to-noise ratio over all channels (dB)",
     value_range="[0, inf] dB; inf for identical images", higher_is_better=True, min_side=1,
     conventions=_psnr.PSNR_DEFAULTS, differentiable=True, cost="negligible",
 ))
 register(MetricSpec(
-    key="ssim", fn=ssim, measures="structural similarity (Wang 2004), per channel, averaged",
+    key="ssim", input_dtype="float64", fn=ssim, measures="structural similarity (Wang 2004), per channel, averaged",
     value_range="[-1, 1]; 1 for identical images", higher_is_better=True, min_side=_ssim.SSIM_MIN_SIDE,
     conventions=_ssim.SSIM_DEFAULTS, cost="small",
 ))
 register(MetricSpec(
-    key="psnr_y", fn=psnr_y, measures="PSNR of BT.601 luma (dB)",
+    key="psnr_y", input_dtype="float64", fn=psnr_y, measures="PSNR of BT.601 luma (dB)",
     value_range="[0, inf] dB", higher_is_better=True, min_side=1,
     conventions=_psnr.PSNR_Y_DEFAULTS, cost="negligible",
 ))
 register(MetricSpec(
-    key="mse", fn=mse, measures="mean squared error of [0,1] values, all channels",
+    key="mse", input_dtype="float64", fn=mse, measures="mean squared error of [0,1] values, all channels",
     value_range="[0, 1]; 0 for identical images", higher_is_better=False, min_side=1,
     conventions=_psnr.MSE_DEFAULTS, cost="negligible",
 ))
 register(MetricSpec(
-    key="l1", fn=l1, measures="mean absolute error of [0,1] values, all channels",
+    key="l1", input_dtype="float64", fn=l1, measures="mean absolute error of [0,1] values, all channels",
     value_range="[0, 1]; 0 for identical images", higher_is_better=False, min_side=1,
     conventions=getattr(_psnr, "L1_DEFAULTS", _psnr.MSE_DEFAULTS), cost="negligible",
 ))
 register(MetricSpec(
-    key="ssim_y", fn=ssim_y, measures="SSIM of BT.601 luma",
+    key="ssim_y", input_dtype="float64", fn=ssim_y, measures="SSIM of BT.601 luma",
     value_range="[-1, 1]", higher_is_better=True, min_side=_ssim.SSIM_MIN_SIDE,
     conventions=_ssim.SSIM_Y_DEFAULTS, cost="small",
 ))
 register(MetricSpec(
-    key="ssim_matlab", fn=ssim_matlab, measures="SSIM of luma after MATLAB ssim.m's automatic downsampling",
+    key="ssim_matlab", input_dtype="float64", fn=ssim_matlab,
+    measures="SSIM of luma after MATLAB ssim.m's automatic downsampling",
     value_range="[-1, 1]", higher_is_better=True, min_side=_ssim.SSIM_MIN_SIDE,
     conventions=_ssim.SSIM_MATLAB_DEFAULTS, cost="small",
 ))
 register(MetricSpec(
-    key="ms_ssim", fn=ms_ssim, measures="multi-scale SSIM (5 scales, pytorch-msssim conventions)",
+    key="ms_ssim", input_dtype="float64", fn=ms_ssim,
+    measures="multi-scale SSIM (5 scales, pytorch-msssim conventions)",
     value_range="[0, 1]", higher_is_better=True, min_side=_ssim.MS_SSIM_MIN_SIDE,
     conventions=_ssim.MS_SSIM_DEFAULTS, cost="small",
 ))

@@ -1,0 +1,183 @@
+"""Pixel-difference metrics: ``psnr``, ``psnr_y``, ``mse``, ``l1`` (METRICS.md sections 1 and 8).
+
+Every function takes ``ref, dist`` float tensors ``(N, C, H, W)`` with values in ``[0, 1]``
+(C = 1 gray or 3 RGB), works in float64 internally and returns a float64 tensor of shape ``(N,)``
+whatever the input dtype (float32 cannot hold a PSNR of ~40 dB to 1e-6). Torch only, so the same
+code runs on CPU and CUDA.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from lpipscli.errors import MetricInputError
+from lpipscli.metrics._checks import check_pair
+
+#: Working and result precision of every metric in this module and in ``ssim.py``.
+COMPUTE_DTYPE = torch.float64
+
+#: Luma weights of ITU-R BT.601 as used for the ``*_y`` keys: float, no rounding, no offset.
+LUMA601_WEIGHTS = (0.299, 0.587, 0.114)
+
+#: Pinned settings, recorded in the output provenance of each key.
+PSNR_DEFAULTS = {
+    "formula": "10*log10(data_range^2 / MSE)",
+    "data_range": 1.0,
+    "scale": "[0, 1] by the file's bit depth (data_range 1.0 = the file's full scale)",
+    "reduction": "mean over all pixels and channels",
+    "color": "all channels",
+    "identical": "inf (no cap)",
+    "precision": "float64",
+}
+PSNR_Y_DEFAULTS = {**PSNR_DEFAULTS, "color": "luma601 (0.299R+0.587G+0.114B, float; gray used as is)"}
+MSE_DEFAULTS = {
+    "formula": "mean((ref - dist)^2)",
+    "scale": "[0, 1]",
+    "reduction": "mean over all pixels and channels",
+    "precision": "float64",
+}
+L1_DEFAULTS = {**MSE_DEFAULTS, "formula": "mean(|ref - dist|)"}
+
+#: Smallest accepted side of every key in this module.
+MIN_SIDE = 1
+
+
+def luma601(images: Tensor) -> Tensor:
+    """BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` in the input's dtype, without rounding.
+
+    Args:
+        images: ``(N, 3, H, W)`` RGB or ``(N, 1, H, W)`` gray float tensor.
+
+    Returns:
+        ``(N, 1, H, W)`` luma; a gray input is returned unchanged.
+
+    Raises:
+        MetricInputError: if the tensor is not ``(N, 1 | 3, H, W)``.
+    """
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise MetricInputError(f"luma601: expected (N, 1 | 3, H, W), got shape {tuple(images.shape)}")
+    if images.shape[1] == 1:
+        return images
+    red, green, blue = images.unbind(dim=1)
+    wr, wg, wb = LUMA601_WEIGHTS
+    return (wr * red + wg * green + wb * blue).unsqueeze(1)
+
+
+def _check_range(name: str, data_range: float) -> None:
+    if not data_range > 0:
+        raise MetricInputError(f"{name}: data_range must be positive, got {data_range}")
+
+
+def _psnr(name: str, ref: Tensor, dist: Tensor, data_range: float, return_map: bool):
+    _check_range(name, data_range)
+    squared = (ref.to(COMPUTE_DTYPE) - dist.to(COMPUTE_DTYPE)).square()
+    mean_squared = squared.mean(dim=(1, 2, 3))
+    # MSE = 0 gives data_range^2 / 0 = +inf and log10(inf) = inf: no warning, no cap.
+    value = 10.0 * torch.log10(float(data_range) ** 2 / mean_squared)
+    if return_map:
+        return value, squared.mean(dim=1, keepdim=True)
+    return value
+
+
+def psnr(
+    ref: Tensor, dist: Tensor, *, data_range: float = 1.0, return_map: bool = False
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Peak signal-to-noise ratio over all pixels and channels.
+
+    Args:
+        ref: reference images ``(N, C, H, W)``, float in ``[0, 1]``, C = 1 or 3.
+        dist: distorted images, same shape.
+        data_range: peak value ``L`` of the inputs (1.0 for ``[0, 1]`` data).
+        return_map: also return the per-pixel squared error, averaged over channels.
+
+    Returns:
+        ``(N,)`` float64 PSNR in dB, ``+inf`` for identical images; with ``return_map`` also the
+        ``(N, 1, H, W)`` float64 squared-error map (its mean is the MSE).
+
+    Raises:
+        MetricInputError: on mismatched or malformed inputs, or a non-positive ``data_range``.
+
+    Matches:
+        ``skimage.metrics.peak_signal_noise_ratio(ref, dist, data_range=L)`` (scikit-image 0.26),
+        which returns ``inf`` with a divide warning for identical images; here without the warning.
+
+    References:
+        METRICS.md section 1; ``lpips.psnr`` (same formula, peak 255).
+    """
+    check_pair(ref, dist, name="psnr", min_side=MIN_SIDE)
+    return _psnr("psnr", ref, dist, data_range, return_map)
+
+
+def psnr_y(
+    ref: Tensor, dist: Tensor, *, data_range: float = 1.0, return_map: bool = False
+) -> Tensor | tuple[Tensor, Tensor]:
+    """PSNR of the BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` (float, no rounding).
+
+    Args:
+        ref: reference images ``(N, C, H, W)``, float in ``[0, 1]``, C = 1 (used as is) or 3.
+        dist: distorted images, same shape.
+        data_range: peak value ``L`` of the inputs (1.0 for ``[0, 1]`` data).
+        return_map: also return the per-pixel squared luma error.
+
+    Returns:
+        ``(N,)`` float64 PSNR in dB, ``+inf`` for identical luma; with ``return_map`` also the
+        ``(N, 1, H, W)`` float64 squared luma error.
+
+    Raises:
+        MetricInputError: on mismatched or malformed inputs, or a non-positive ``data_range``.
+
+    Matches:
+        ``skimage.metrics.peak_signal_noise_ratio(y_ref, y_dist, data_range=L)`` on float64 luma.
+
+    References:
+        METRICS.md sections 1 and 8 (``psnr_y``).
+    """
+    check_pair(ref, dist, name="psnr_y", min_side=MIN_SIDE)
+    return _psnr("psnr_y", luma601(ref.to(COMPUTE_DTYPE)), luma601(dist.to(COMPUTE_DTYPE)), data_range, return_map)
+
+
+def mse(ref: Tensor, dist: Tensor) -> Tensor:
+    """Mean squared error on ``[0, 1]`` values over all pixels and channels.
+
+    Args:
+        ref: reference images ``(N, C, H, W)``, float in ``[0, 1]``, C = 1 or 3.
+        dist: distorted images, same shape.
+
+    Returns:
+        ``(N,)`` float64 MSE (0 for identical images).
+
+    Raises:
+        MetricInputError: on mismatched or malformed inputs.
+
+    Matches:
+        ``skimage.metrics.mean_squared_error(ref, dist)`` on the ``[0, 1]`` arrays.
+
+    References:
+        METRICS.md section 8 (``mse``).
+    """
+    check_pair(ref, dist, name="mse", min_side=MIN_SIDE)
+    return (ref.to(COMPUTE_DTYPE) - dist.to(COMPUTE_DTYPE)).square().mean(dim=(1, 2, 3))
+
+
+def l1(ref: Tensor, dist: Tensor) -> Tensor:
+    """Mean absolute error on ``[0, 1]`` values over all pixels and channels.
+
+    Args:
+        ref: reference images ``(N, C, H, W)``, float in ``[0, 1]``, C = 1 or 3.
+        dist: distorted images, same shape.
+
+    Returns:
+        ``(N,)`` float64 mean absolute error (0 for identical images).
+
+    Raises:
+        MetricInputError: on mismatched or malformed inputs.
+
+    Matches:
+        ``numpy.mean(numpy.abs(ref - dist))`` per image on the ``[0, 1]`` arrays.
+
+    References:
+        METRICS.md section 8 (``l1``).
+    """
+    check_pair(ref, dist, name="l1", min_side=MIN_SIDE)
+    return (ref.to(COMPUTE_DTYPE) - dist.to(COMPUTE_DTYPE)).abs().mean(dim=(1, 2, 3))

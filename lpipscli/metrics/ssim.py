@@ -1,0 +1,358 @@
+"""Structural similarity: ``ssim``, ``ssim_y``, ``ssim_matlab``, ``ms_ssim`` (METRICS.md sections 2, 3, 8).
+
+Every function takes ``ref, dist`` float tensors ``(N, C, H, W)`` with values in ``[0, 1]``
+(C = 1 gray or 3 RGB) and returns a float64 tensor of shape ``(N,)``, whatever the input dtype.
+
+Precision: the local moments use ``E[x^2] - E[x]^2``, which cancels badly in flat regions (the
+variance is tiny next to ``C2 = 9e-4``), and CUDA convolutions may run in TF32 by default. All
+filtering therefore runs in float64 on every device. Measured against scikit-image in float64 on float32
+inputs: float32 working precision is off by up to 3.3e-5 on nearly flat 8- and 16-bit images (up to 3e-6
+on photos), float64 by about 1e-8 (the rounding of the float32 inputs themselves; 1e-12 on float64 inputs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lpipscli.errors import MetricInputError
+from lpipscli.metrics._checks import check_pair
+from lpipscli.metrics.psnr import COMPUTE_DTYPE, luma601
+
+#: Smallest accepted image side for the SSIM keys with the default 11-tap window.
+SSIM_MIN_SIDE = 11
+#: Smallest accepted image side for ``ms_ssim``: ``(11 - 1) * 2**4 + 1`` (pytorch-msssim asserts ``> 160``).
+MS_SSIM_MIN_SIDE = 161
+
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+#: Pinned settings, recorded in the output provenance of each key.
+SSIM_DEFAULTS = {
+    "window": "gaussian",
+    "kernel_size": 11,
+    "sigma": 1.5,
+    "k1": 0.01,
+    "k2": 0.03,
+    "data_range": 1.0,
+    "moments": "population",
+    "region": "valid",
+    "color": "per-channel mean",
+    "downsample": "none",
+    "precision": "float64",
+}
+SSIM_Y_DEFAULTS = {**SSIM_DEFAULTS, "color": "luma601 (0.299R+0.587G+0.114B, float; gray used as is)"}
+SSIM_MATLAB_DEFAULTS = {
+    **SSIM_Y_DEFAULTS,
+    "downsample": (
+        "matlab ssim.m: f = max(1, round(min(H, W) / 256)) (half away from zero); if f > 1 "
+        "f x f box filter, symmetric padding, 'same' with centre floor((f + 1) / 2), keep every f-th "
+        "pixel from the first"
+    ),
+}
+MS_SSIM_DEFAULTS = {
+    "window": "gaussian",
+    "kernel_size": 11,
+    "sigma": 1.5,
+    "k1": 0.01,
+    "k2": 0.03,
+    "data_range": 1.0,
+    "moments": "population",
+    "region": "valid",
+    "scales": 5,
+    "weights": MS_SSIM_WEIGHTS,
+    "downsample": "avg_pool2d(2, stride 2, padding (H % 2, W % 2), count_include_pad) (pytorch-msssim)",
+    "clamp": "relu on cs (scales 1-4) and ssim (scale 5)",
+    "color": "product per channel, then channel mean",
+    "precision": "float64",
+}
+
+
+def _check_settings(name: str, data_range: float, kernel_size: int, sigma: float) -> None:
+    if not data_range > 0:
+        raise MetricInputError(f"{name}: data_range must be positive, got {data_range}")
+    if kernel_size < 1 or kernel_size % 2 != 1:
+        raise MetricInputError(f"{name}: kernel_size must be a positive odd integer, got {kernel_size}")
+    if not sigma > 0:
+        raise MetricInputError(f"{name}: sigma must be positive, got {sigma}")
+
+
+def _gaussian_window(kernel_size: int, sigma: float, device: torch.device) -> Tensor:
+    """Normalised 1-D Gaussian taps ``(kernel_size,)`` in float64 (the 2-D window is their outer product)."""
+    coords = torch.arange(kernel_size, dtype=COMPUTE_DTYPE, device=device) - kernel_size // 2
+    taps = torch.exp(-coords.square() / (2.0 * sigma**2))
+    return taps / taps.sum()
+
+
+def _filter_valid(images: Tensor, window: Tensor) -> Tensor:
+    """Separable depthwise Gaussian filter without padding: ``(N, C, H, W) -> (N, C, H-k+1, W-k+1)``."""
+    channels, taps = images.shape[1], window.numel()
+    rows = window.view(1, 1, 1, taps).expand(channels, 1, 1, taps)
+    cols = window.view(1, 1, taps, 1).expand(channels, 1, taps, 1)
+    return F.conv2d(F.conv2d(images, rows, groups=channels), cols, groups=channels)
+
+
+def _ssim_cs_maps(
+    x: Tensor, y: Tensor, window: Tensor, data_range: float, k1: float, k2: float
+) -> tuple[Tensor, Tensor]:
+    """Per-channel SSIM and contrast-structure maps of the valid region, ``(N, C, H-k+1, W-k+1)``."""
+    channels = x.shape[1]
+    moments = _filter_valid(torch.cat([x, y, x * x, y * y, x * y], dim=1), window)
+    mu_x, mu_y, e_xx, e_yy, e_xy = moments.split(channels, dim=1)
+    c1 = (k1 * data_range) ** 2
+    c2 = (k2 * data_range) ** 2
+    mu_xx, mu_yy, mu_xy = mu_x * mu_x, mu_y * mu_y, mu_x * mu_y
+    var_x = e_xx - mu_xx  # population (biased) moments, as Wang et al.
+    var_y = e_yy - mu_yy
+    cov_xy = e_xy - mu_xy
+    cs_map = (2.0 * cov_xy + c2) / (var_x + var_y + c2)
+    ssim_map = (2.0 * mu_xy + c1) / (mu_xx + mu_yy + c1) * cs_map
+    return ssim_map, cs_map
+
+
+def _ssim(
+    x: Tensor,
+    y: Tensor,
+    data_range: float,
+    kernel_size: int,
+    sigma: float,
+    k1: float,
+    k2: float,
+    return_map: bool,
+) -> Tensor | tuple[Tensor, Tensor]:
+    window = _gaussian_window(kernel_size, sigma, x.device)
+    ssim_map, _ = _ssim_cs_maps(x.to(COMPUTE_DTYPE), y.to(COMPUTE_DTYPE), window, data_range, k1, k2)
+    value = ssim_map.mean(dim=(2, 3)).mean(dim=1)
+    if return_map:
+        return value, ssim_map.mean(dim=1, keepdim=True)
+    return value
+
+
+def ssim(
+    ref: Tensor,
+    dist: Tensor,
+    *,
+    data_range: float = 1.0,
+    kernel_size: int = 11,
+    sigma: float = 1.5,
+    k1: float = 0.01,
+    k2: float = 0.03,
+    return_map: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """SSIM of Wang et al. (2004), computed per channel and averaged over channels.
+
+    Local statistics use a normalised ``kernel_size`` x ``kernel_size`` Gaussian window of standard
+    deviation ``sigma`` and population moments; the map is averaged over the valid region only (no
+    padding), so it is ``(kernel_size - 1) / 2`` px (5 px by default) smaller on every side than the image.
+
+    Args:
+        ref: reference images ``(N, C, H, W)``, float in ``[0, 1]``, C = 1 or 3.
+        dist: distorted images, same shape.
+        data_range: dynamic range ``L`` of the inputs; ``C1 = (k1 L)^2``, ``C2 = (k2 L)^2``.
+        kernel_size: odd window size; also the smallest accepted image side.
+        sigma: standard deviation of the Gaussian window, in pixels.
+        k1: luminance stabilising constant.
+        k2: contrast stabilising constant.
+        return_map: also return the SSIM map of the valid region.
+
+    Returns:
+        ``(N,)`` float64 SSIM in ``[-1, 1]`` (1 for identical images); with ``return_map`` also the
+        ``(N, 1, H - kernel_size + 1, W - kernel_size + 1)`` float64 map (channel mean; its mean is
+        the score).
+
+    Raises:
+        MetricInputError: on mismatched or malformed inputs, a side shorter than ``kernel_size``
+            (e.g. 7x7 with the default 11), or invalid settings.
+
+    Matches:
+        ``skimage.metrics.structural_similarity(ref, dist, gaussian_weights=True, sigma=1.5,
+        use_sample_covariance=False, data_range=1.0, channel_axis=...)`` (scikit-image 0.26) and
+        ``pytorch_msssim.ssim(..., size_average=False)`` (1.0); not torchmetrics (full-image mean).
+
+    References:
+        Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli, "Image quality assessment: from error
+        visibility to structural similarity", IEEE TIP 13(4), 2004, doi:10.1109/TIP.2003.819861.
+    """
+    _check_settings("ssim", data_range, kernel_size, sigma)
+    check_pair(ref, dist, name="ssim", min_side=kernel_size)
+    return _ssim(ref, dist, data_range, kernel_size, sigma, k1, k2, return_map)
+
+
+def ssim_y(
+    ref: Tensor,
+    dist: Tensor,
+    *,
+    data_range: float = 1.0,
+    kernel_size: int = 11,
+    sigma: float = 1.5,
+    k1: float = 0.01,
+    k2: float = 0.03,
+    return_map: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """SSIM (as :func:`ssim`) of the BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` (float, no rounding).
+
+    Args:
+        ref: reference images ``(N, C, H, W)``, float in ``[0, 1]``, C = 1 (used as is) or 3.
+        dist: distorted images, same shape.
+        data_range: dynamic range ``L`` of the inputs.
+        kernel_size: odd window size; also the smallest accepted image side.
+        sigma: standard deviation of the Gaussian window, in pixels.
+        k1: luminance stabilising constant.
+        k2: contrast stabilising constant.
+        return_map: also return the SSIM map of the valid region (5 px smaller on every side).
+
+    Returns:
+        ``(N,)`` float64 SSIM; with ``return_map`` also the ``(N, 1, H - 10, W - 10)`` float64 map.
+
+    Raises:
+        MetricInputError: on mismatched or malformed inputs, a side shorter than ``kernel_size``,
+            or invalid settings.
+
+    Matches:
+        ``skimage.metrics.structural_similarity(y_ref, y_dist, gaussian_weights=True, sigma=1.5,
+        use_sample_covariance=False, data_range=1.0)`` on float64 luma.
+
+    References:
+        Wang et al. 2004, doi:10.1109/TIP.2003.819861; METRICS.md section 2 (``luma601``).
+    """
+    _check_settings("ssim_y", data_range, kernel_size, sigma)
+    check_pair(ref, dist, name="ssim_y", min_side=kernel_size)
+    x, y = luma601(ref.to(COMPUTE_DTYPE)), luma601(dist.to(COMPUTE_DTYPE))
+    return _ssim(x, y, data_range, kernel_size, sigma, k1, k2, return_map)
+
+
+def matlab_downsample_factor(height: int, width: int) -> int:
+    """``f = max(1, round(min(H, W) / 256))`` with MATLAB's round (half away from zero)."""
+    return max(1, (2 * min(height, width) + 256) // 512)
+
+
+def _symmetric_pad(images: Tensor, before: int, after: int, dim: int) -> Tensor:
+    """MATLAB/NumPy ``'symmetric'`` padding (edge sample repeated) along ``dim``; pads shorter than the side."""
+    size = images.shape[dim]
+    index = torch.arange(size, device=images.device)
+    index = torch.cat([index[:before].flip(0), index, index[size - after :].flip(0)])
+    return images.index_select(dim, index)
+
+
+def _matlab_downsample(images: Tensor, factor: int) -> Tensor:
+    """MATLAB ``imfilter(img, ones(f)/f^2, 'symmetric', 'same')`` then ``img(1:f:end, 1:f:end)``.
+
+    'same' with an ``f``-tap kernel centres it at ``c = floor((f + 1) / 2)`` (1-based), so output pixel
+    ``i`` averages ``img(i - c + 1 .. i + f - c)``. Padding ``c - 1`` before and ``f - c`` after, the kept
+    pixels ``1, 1 + f, ...`` are exactly the non-overlapping ``f`` x ``f`` blocks of the padded image.
+    """
+    if factor == 1:
+        return images
+    centre = (factor + 1) // 2
+    before, after = centre - 1, factor - centre
+    padded = _symmetric_pad(_symmetric_pad(images, before, after, 2), before, after, 3)
+    return F.avg_pool2d(padded, kernel_size=factor, stride=factor)
+
+
+def ssim_matlab(
+    ref: Tensor,
+    dist: Tensor,
+    *,
+    data_range: float = 1.0,
+    kernel_size: int = 11,
+    sigma: float = 1.5,
+    k1: float = 0.01,
+    k2: float = 0.03,
+    return_map: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """SSIM of the luma601 after the automatic downsampling of Wang's MATLAB ``ssim.m`` (2009).
+
+    With ``f = max(1, round(min(H, W) / 256))`` (half away from zero: f = 1 below 384 px, 2 for
+    384..639, 3 for 640..895, ...), each image is box-filtered with ``ones(f)/f^2`` (symmetric padding,
+    MATLAB's 'same' centre) and every ``f``-th pixel from the first is kept; then :func:`ssim_y`.
+
+    Args:
+        ref: reference images ``(N, C, H, W)``, float in ``[0, 1]``, C = 1 (used as is) or 3.
+        dist: distorted images, same shape.
+        data_range: dynamic range ``L`` of the inputs.
+        kernel_size: odd window size; also the smallest accepted image side.
+        sigma: standard deviation of the Gaussian window, in pixels.
+        k1: luminance stabilising constant.
+        k2: contrast stabilising constant.
+        return_map: also return the SSIM map of the valid region of the downsampled luma.
+
+    Returns:
+        ``(N,)`` float64 SSIM; with ``return_map`` also the
+        ``(N, 1, ceil(H / f) - 10, ceil(W / f) - 10)`` float64 map (downsampled grid, valid region).
+
+    Raises:
+        MetricInputError: on mismatched or malformed inputs, a side shorter than ``kernel_size``,
+            or invalid settings.
+
+    Matches:
+        Wang's ``ssim.m`` (2009 revision, ``K = [0.01 0.03]``, 11x11 Gaussian 1.5, ``L`` scaled with the
+        data) on luma601; equivalently scikit-image SSIM (settings of :func:`ssim`) on the downsampled luma.
+
+    References:
+        Wang et al. 2004, doi:10.1109/TIP.2003.819861; https://ece.uwaterloo.ca/~z70wang/research/ssim/ssim.m.
+    """
+    _check_settings("ssim_matlab", data_range, kernel_size, sigma)
+    check_pair(ref, dist, name="ssim_matlab", min_side=kernel_size)
+    factor = matlab_downsample_factor(ref.shape[-2], ref.shape[-1])
+    x = _matlab_downsample(luma601(ref.to(COMPUTE_DTYPE)), factor)
+    y = _matlab_downsample(luma601(dist.to(COMPUTE_DTYPE)), factor)
+    return _ssim(x, y, data_range, kernel_size, sigma, k1, k2, return_map)
+
+
+def ms_ssim(
+    ref: Tensor,
+    dist: Tensor,
+    *,
+    data_range: float = 1.0,
+    weights: Sequence[float] = MS_SSIM_WEIGHTS,
+) -> Tensor:
+    """Multi-scale SSIM with the conventions of pytorch-msssim.
+
+    ``MS-SSIM = prod_{j<M} relu(mean cs_j)^w_j * relu(mean ssim_M)^w_M`` per channel, then the mean over
+    channels; between scales ``avg_pool2d(2, stride 2, padding (H % 2, W % 2))`` (zero padding counted,
+    so an odd side averages a zero row/column into the first output row/column). SSIM pieces as
+    :func:`ssim` with its defaults (11x11 Gaussian 1.5, valid region, population moments).
+
+    Args:
+        ref: reference images ``(N, C, H, W)``, float in ``[0, 1]``, C = 1 or 3.
+        dist: distorted images, same shape.
+        data_range: dynamic range ``L`` of the inputs.
+        weights: exponents per scale, finest first; their count ``M`` sets the number of scales.
+
+    Returns:
+        ``(N,)`` float64 MS-SSIM in ``[0, 1]`` (1 for identical images).
+
+    Raises:
+        MetricInputError: on mismatched or malformed inputs, invalid settings, or a side shorter than
+            ``10 * 2**(M - 1) + 1`` (161 px for the 5 default scales: 160x160 is refused).
+
+    Matches:
+        ``pytorch_msssim.ms_ssim(ref, dist, data_range=1.0, size_average=False)`` (pytorch-msssim 1.0);
+        not torchmetrics for odd sizes (no padding there) nor Wang's ``msssim.m``.
+
+    References:
+        Z. Wang, E. P. Simoncelli, A. C. Bovik, "Multiscale structural similarity for image quality
+        assessment", Asilomar 2003, doi:10.1109/ACSSC.2003.1292216.
+    """
+    kernel_size, sigma, k1, k2 = 11, 1.5, 0.01, 0.03
+    _check_settings("ms_ssim", data_range, kernel_size, sigma)
+    scales = len(weights)
+    if scales < 1:
+        raise MetricInputError("ms_ssim: weights must name at least one scale")
+    check_pair(ref, dist, name="ms_ssim", min_side=(kernel_size - 1) * 2 ** (scales - 1) + 1)
+    window = _gaussian_window(kernel_size, sigma, ref.device)
+    exponents = torch.tensor([float(w) for w in weights], dtype=COMPUTE_DTYPE, device=ref.device)
+    x, y = ref.to(COMPUTE_DTYPE), dist.to(COMPUTE_DTYPE)
+    factors = []
+    for scale in range(scales):
+        ssim_map, cs_map = _ssim_cs_maps(x, y, window, data_range, k1, k2)
+        if scale < scales - 1:
+            factors.append(torch.relu(cs_map.mean(dim=(2, 3))))
+            padding = (x.shape[2] % 2, x.shape[3] % 2)
+            x = F.avg_pool2d(x, kernel_size=2, padding=padding)
+            y = F.avg_pool2d(y, kernel_size=2, padding=padding)
+    factors.append(torch.relu(ssim_map.mean(dim=(2, 3))))
+    per_channel = torch.prod(torch.stack(factors) ** exponents.view(-1, 1, 1), dim=0)
+    return per_channel.mean(dim=1)

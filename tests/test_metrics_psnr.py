@@ -1,0 +1,173 @@
+"""PSNR, PSNR-Y, MSE and L1 against scikit-image and NumPy written from the definitions."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from lpipscli.errors import MetricInputError
+from lpipscli.metrics.psnr import l1, luma601, mse, psnr, psnr_y
+
+skimage_data = pytest.importorskip("skimage.data")
+skimage_metrics = pytest.importorskip("skimage.metrics")
+
+#: Absolute tolerances (dB for PSNR). 16-bit parity needs float64 inputs: float32 cannot hold k / 65535
+#: exactly, which moves the PSNR of nearly identical 16-bit images by up to ~1e-4 dB.
+TOLERANCES = {
+    "psnr_vs_skimage": 1e-6,
+    "psnr_y_vs_skimage": 1e-6,
+    "mse_l1_vs_numpy": 1e-12,
+    "property": 1e-12,
+}
+
+LUMA = (0.299, 0.587, 0.114)
+
+
+def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    pil = pytest.importorskip("PIL.Image")
+    buffer = io.BytesIO()
+    pil.fromarray(np.ascontiguousarray(image)).save(buffer, format="JPEG", quality=quality)
+    return np.asarray(pil.open(buffer))
+
+
+def _tensor(array: np.ndarray, dtype=torch.float64) -> torch.Tensor:
+    """``(H, W)`` or ``(H, W, C)`` integer image -> ``(1, C, H, W)`` tensor in [0, 1] by its bit depth."""
+    unit = torch.from_numpy(array.astype(np.float64) / np.iinfo(array.dtype).max)
+    unit = unit[None, None] if unit.ndim == 2 else unit.permute(2, 0, 1)[None]
+    return unit.to(dtype)
+
+
+def _cases() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(11)
+    crop = np.ascontiguousarray(skimage_data.astronaut()[:121, 5:144])  # 121 x 139
+    gray = np.ascontiguousarray(skimage_data.camera()[100:177, 60:161])
+    deep = (crop.astype(np.uint16) * 257 + rng.integers(0, 257, crop.shape)).astype(np.uint16)
+    deep_dist = np.clip(deep.astype(int) + rng.integers(-3, 4, deep.shape), 0, 65535).astype(np.uint16)
+    return {
+        "rgb_jpeg": (crop, _jpeg(crop, 40)),
+        "gray_jpeg": (gray, _jpeg(gray, 70)),
+        "rgb_one_lsb": (crop, np.clip(crop.astype(int) + rng.integers(-1, 2, crop.shape), 0, 255).astype(np.uint8)),
+        "rgb_16bit_small_error": (deep, deep_dist),
+    }
+
+
+CASES = _cases()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_psnr_matches_skimage_on_integer_data(case):
+    ref, dist = CASES[case]
+    peak = np.iinfo(ref.dtype).max
+    expected = skimage_metrics.peak_signal_noise_ratio(ref, dist, data_range=peak)
+    got = psnr(_tensor(ref), _tensor(dist))
+    assert got.shape == (1,) and got.dtype == torch.float64
+    assert abs(got.item() - expected) <= TOLERANCES["psnr_vs_skimage"]
+
+
+@pytest.mark.parametrize("case", ["rgb_jpeg", "gray_jpeg"])
+def test_psnr_of_float32_8bit_input_matches_skimage(case):
+    """What the engine passes for 8-bit files: float32 k / 255."""
+    ref, dist = CASES[case]
+    expected = skimage_metrics.peak_signal_noise_ratio(ref, dist, data_range=255)
+    got = psnr(_tensor(ref, torch.float32), _tensor(dist, torch.float32))
+    assert abs(got.item() - expected) <= TOLERANCES["psnr_vs_skimage"]
+
+
+def _luma(array: np.ndarray) -> np.ndarray:
+    unit = array.astype(np.float64) / np.iinfo(array.dtype).max
+    if unit.ndim == 2:
+        return unit
+    return LUMA[0] * unit[..., 0] + LUMA[1] * unit[..., 1] + LUMA[2] * unit[..., 2]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_psnr_y_matches_skimage_on_luma(case):
+    ref, dist = CASES[case]
+    expected = skimage_metrics.peak_signal_noise_ratio(_luma(ref), _luma(dist), data_range=1.0)
+    got = psnr_y(_tensor(ref), _tensor(dist))
+    assert abs(got.item() - expected) <= TOLERANCES["psnr_y_vs_skimage"]
+
+
+def test_luma601_weights_and_gray_passthrough():
+    ref, _ = CASES["rgb_jpeg"]
+    expected = torch.from_numpy(_luma(ref))[None, None]
+    assert torch.allclose(luma601(_tensor(ref)), expected, rtol=0, atol=TOLERANCES["property"])
+    gray = _tensor(CASES["gray_jpeg"][0])
+    assert luma601(gray) is gray
+    assert torch.equal(psnr_y(gray, gray * 0.5), psnr(gray, gray * 0.5))
+
+
+@pytest.mark.parametrize("case", ["rgb_jpeg", "gray_jpeg", "rgb_16bit_small_error"])
+def test_mse_and_l1_match_numpy(case):
+    ref, dist = CASES[case]
+    peak = np.iinfo(ref.dtype).max
+    a, b = ref.astype(np.float64) / peak, dist.astype(np.float64) / peak
+    x, y = _tensor(ref), _tensor(dist)
+    assert abs(mse(x, y).item() - skimage_metrics.mean_squared_error(a, b)) <= TOLERANCES["mse_l1_vs_numpy"]
+    assert abs(l1(x, y).item() - np.mean(np.abs(a - b))) <= TOLERANCES["mse_l1_vs_numpy"]
+
+
+def test_identical_images_give_inf_without_warning():
+    ref = _tensor(CASES["rgb_jpeg"][0], torch.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert psnr(ref, ref).item() == float("inf")
+        assert psnr_y(ref, ref.clone()).item() == float("inf")
+    assert mse(ref, ref).item() == 0.0 and l1(ref, ref).item() == 0.0
+
+
+def _pair(batch=1, channels=3, rows=13, cols=17, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    ref = torch.rand(batch, channels, rows, cols, generator=generator)
+    dist = (ref + 0.1 * torch.randn(batch, channels, rows, cols, generator=generator)).clamp(0, 1)
+    return ref, dist
+
+
+@pytest.mark.parametrize("fn", [psnr, psnr_y, mse, l1])
+def test_symmetry_batching_and_shape(fn):
+    ref, dist = _pair(batch=3)
+    batched = fn(ref, dist)
+    assert batched.shape == (3,) and batched.dtype == torch.float64
+    assert torch.allclose(batched, fn(dist, ref), rtol=0, atol=TOLERANCES["property"])
+    looped = torch.cat([fn(ref[i : i + 1], dist[i : i + 1]) for i in range(3)])
+    assert torch.allclose(batched, looped, rtol=0, atol=TOLERANCES["property"])
+    assert len(set(batched.tolist())) == 3
+    assert fn(ref[:1], dist[:1]).shape == (1,)
+
+
+def test_batch_with_an_identical_pair_keeps_other_scores():
+    ref, dist = _pair(batch=2)
+    dist[1] = ref[1]
+    values = psnr(ref, dist)
+    assert values[1].item() == float("inf")
+    assert torch.equal(values[:1], psnr(ref[:1], dist[:1]))
+
+
+@pytest.mark.parametrize("fn", [psnr, psnr_y])
+def test_return_map_is_the_squared_error(fn):
+    ref, dist = _pair(batch=2)
+    value, error_map = fn(ref, dist, return_map=True)
+    assert error_map.shape == (2, 1, 13, 17)
+    assert torch.allclose(10 * torch.log10(1.0 / error_map.mean(dim=(1, 2, 3))), value, rtol=0, atol=1e-9)
+    if fn is psnr:
+        expected = (ref.double() - dist.double()).square().mean(dim=1, keepdim=True)
+        assert torch.allclose(error_map, expected, rtol=0, atol=TOLERANCES["property"])
+
+
+def test_data_range_scales_like_the_definition():
+    ref, dist = (x.double() for x in _pair())
+    assert torch.allclose(psnr(ref * 255, dist * 255, data_range=255.0), psnr(ref, dist), rtol=0, atol=1e-9)
+
+
+def test_rejects_bad_inputs():
+    ref, dist = _pair()
+    with pytest.raises(MetricInputError, match="psnr"):
+        psnr(ref, dist[:, :, :-1])
+    with pytest.raises(MetricInputError, match="data_range"):
+        psnr(ref, dist, data_range=0.0)
+    with pytest.raises(MetricInputError, match="psnr_y"):
+        psnr_y(ref[0], dist[0])

@@ -1,0 +1,298 @@
+"""SSIM family against scikit-image, pytorch-msssim and an independent MATLAB-style downsampler."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lpipscli.errors import MetricInputError
+from lpipscli.metrics.ssim import (
+    matlab_downsample_factor,
+    ms_ssim,
+    ssim,
+    ssim_matlab,
+    ssim_y,
+)
+
+skimage_data = pytest.importorskip("skimage.data")
+skimage_metrics = pytest.importorskip("skimage.metrics")
+
+#: Absolute tolerances. Parity ones are the product requirement (inputs are float32, as the engine
+#: passes them; references run in float64). Property ones only absorb float64 rounding.
+TOLERANCES = {
+    "ssim_vs_skimage": 1e-5,
+    "ssim_y_vs_skimage": 1e-5,
+    "ssim_matlab_vs_independent": 1e-5,
+    "ms_ssim_vs_pytorch_msssim": 1e-5,
+    # float64 inputs, and for MS-SSIM pytorch-msssim given a float64 window (its default window is built
+    # in float32, which alone moves MS-SSIM by ~1e-6): only summation order is left.
+    "float64_exact": 1e-10,
+    "property": 1e-12,
+}
+
+LUMA = (0.299, 0.587, 0.114)
+
+
+# ---------------------------------------------------------------- inputs built here, never read from disk
+def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    pil = pytest.importorskip("PIL.Image")
+    buffer = io.BytesIO()
+    pil.fromarray(np.ascontiguousarray(image)).save(buffer, format="JPEG", quality=quality)
+    return np.asarray(pil.open(buffer))
+
+
+def _noisy(image: np.ndarray, std: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    top = np.iinfo(image.dtype).max
+    return np.clip(image + rng.normal(0.0, std, image.shape), 0, top).round().astype(image.dtype)
+
+
+def _as_unit(array: np.ndarray) -> np.ndarray:
+    """Integer image -> float64 in [0, 1] by its bit depth (the product's one conversion)."""
+    return array.astype(np.float64) / np.iinfo(array.dtype).max
+
+
+def _tensor(array: np.ndarray, dtype=torch.float32) -> torch.Tensor:
+    """``(H, W)`` or ``(H, W, C)`` integer image -> ``(1, C, H, W)`` tensor in [0, 1]."""
+    unit = torch.from_numpy(_as_unit(array))
+    unit = unit[None, None] if unit.ndim == 2 else unit.permute(2, 0, 1)[None]
+    return unit.to(dtype)
+
+
+def _cases() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    astronaut = skimage_data.astronaut()
+    camera = skimage_data.camera()
+    rng = np.random.default_rng(7)
+    crop = np.ascontiguousarray(astronaut[3:160, 11:214])  # 157 x 203, odd sides
+    gray = np.ascontiguousarray(camera[40:171, 200:297])  # 131 x 97
+    # nearly flat: a faint ramp near white with 1-LSB noise (tiny variances next to C2)
+    _, cols = np.mgrid[0:61, 0:73]
+    flat = (230 + 0.05 * cols + rng.integers(0, 2, cols.shape)).astype(np.uint8)
+    flat_dist = np.clip(flat.astype(int) + rng.integers(-1, 2, flat.shape), 0, 255).astype(np.uint8)
+    # 16-bit-derived data (values k / 65535), with small differences
+    deep = (crop[:101, :120].astype(np.uint16) * 257 + rng.integers(0, 257, (101, 120, 3))).astype(np.uint16)
+    deep_dist = np.clip(deep.astype(int) + rng.integers(-60, 61, deep.shape), 0, 65535).astype(np.uint16)
+    flat16 = (60000 + rng.integers(0, 3, (45, 52))).astype(np.uint16)
+    flat16_dist = (flat16 + rng.integers(0, 3, flat16.shape)).astype(np.uint16)
+    return {
+        "rgb_jpeg_odd": (crop, _jpeg(crop, 30)),
+        "rgb_noise_odd": (crop, _noisy(crop, 6.0, seed=1)),
+        "gray_jpeg_odd": (gray, _jpeg(gray, 50)),
+        "gray_nearly_flat": (flat, flat_dist),
+        "rgb_16bit": (deep, deep_dist),
+        "gray_16bit_nearly_flat": (flat16, flat16_dist),
+    }
+
+
+CASES = _cases()
+
+
+def _skimage_ssim(ref: np.ndarray, dist: np.ndarray) -> float:
+    return skimage_metrics.structural_similarity(
+        ref,
+        dist,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=1.0,
+        channel_axis=2 if ref.ndim == 3 else None,
+    )
+
+
+def _luma(array: np.ndarray) -> np.ndarray:
+    unit = _as_unit(array)
+    if unit.ndim == 2:
+        return unit
+    return LUMA[0] * unit[..., 0] + LUMA[1] * unit[..., 1] + LUMA[2] * unit[..., 2]
+
+
+# ---------------------------------------------------------------- parity
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_ssim_matches_skimage(case):
+    ref, dist = CASES[case]
+    expected = _skimage_ssim(_as_unit(ref), _as_unit(dist))
+    got = ssim(_tensor(ref), _tensor(dist))
+    assert got.shape == (1,)
+    assert abs(got.item() - expected) <= TOLERANCES["ssim_vs_skimage"]
+    exact = ssim(_tensor(ref, torch.float64), _tensor(dist, torch.float64))
+    assert abs(exact.item() - expected) <= TOLERANCES["float64_exact"]
+
+
+@pytest.mark.parametrize("case", ["rgb_jpeg_odd", "rgb_16bit", "gray_nearly_flat"])
+def test_ssim_y_matches_skimage_on_luma(case):
+    ref, dist = CASES[case]
+    expected = _skimage_ssim(_luma(ref), _luma(dist))
+    assert abs(ssim_y(_tensor(ref), _tensor(dist)).item() - expected) <= TOLERANCES["ssim_y_vs_skimage"]
+
+
+def test_ssim_y_of_gray_is_ssim():
+    ref, dist = CASES["gray_jpeg_odd"]
+    x, y = _tensor(ref), _tensor(dist)
+    assert torch.allclose(ssim_y(x, y), ssim(x, y), rtol=0, atol=TOLERANCES["property"])
+
+
+def _matlab_round(value: float) -> int:
+    return int(math.floor(value + 0.5)) if value >= 0 else -int(math.floor(-value + 0.5))
+
+
+def _matlab_ssim_reference(ref: np.ndarray, dist: np.ndarray) -> float:
+    """Wang's ssim.m written from its definition: luma, imfilter(ones(f)/f^2, 'symmetric', 'same'),
+    img(1:f:end, 1:f:end), then Gaussian SSIM (scikit-image)."""
+    y_ref, y_dist = _luma(ref), _luma(dist)
+    rows, cols = y_ref.shape
+    f = max(1, _matlab_round(min(rows, cols) / 256))
+
+    def downsample(image):
+        if f == 1:
+            return image
+        centre = (f + 1) // 2  # MATLAB's centre of an f-tap kernel (1-based)
+        offsets = range(1 - centre, f - centre + 1)
+        pad = f  # generous symmetric padding, then read shifted windows out of it
+        padded = np.pad(image, pad, mode="symmetric")
+        filtered = np.zeros_like(image)
+        for dr in offsets:
+            for dc in offsets:
+                filtered += padded[pad + dr : pad + dr + rows, pad + dc : pad + dc + cols]
+        filtered /= f * f
+        return filtered[::f, ::f]
+
+    return _skimage_ssim(downsample(y_ref), downsample(y_dist))
+
+
+def _large_photo(rows: int, cols: int) -> np.ndarray:
+    astronaut = skimage_data.astronaut()
+    return np.pad(astronaut, ((0, max(0, rows - 512)), (0, max(0, cols - 512)), (0, 0)), mode="reflect")[:rows, :cols]
+
+
+@pytest.mark.parametrize(("rows", "cols", "factor"), [(300, 300, 1), (400, 500, 2), (401, 387, 2), (700, 640, 3)])
+def test_ssim_matlab_matches_independent_downsampling(rows, cols, factor):
+    ref = _large_photo(rows, cols)
+    dist = _jpeg(ref, 35)
+    assert max(1, _matlab_round(min(rows, cols) / 256)) == factor  # the sizes cover f = 1, 2, 3
+    expected = _matlab_ssim_reference(ref, dist)
+    got = ssim_matlab(_tensor(ref), _tensor(dist))
+    assert abs(got.item() - expected) <= TOLERANCES["ssim_matlab_vs_independent"]
+    if factor > 1:  # the downsampling must matter, or this test proves nothing about it
+        plain = ssim_y(_tensor(ref), _tensor(dist)).item()
+        assert abs(plain - expected) > 100 * TOLERANCES["ssim_matlab_vs_independent"]
+
+
+@pytest.mark.parametrize("side", [11, 255, 383, 384, 385, 639, 640, 767, 768, 895, 896, 1151, 1152])
+def test_matlab_downsample_factor_rounds_half_away_from_zero(side):
+    assert matlab_downsample_factor(side, side + 7) == max(1, _matlab_round(side / 256))
+
+
+@pytest.mark.parametrize(("rows", "cols", "channels"), [(161, 161, 3), (200, 171, 3), (256, 256, 3), (163, 190, 1)])
+def test_ms_ssim_matches_pytorch_msssim(rows, cols, channels):
+    pytorch_msssim = pytest.importorskip("pytorch_msssim")
+    ref = _large_photo(rows, cols)
+    ref = ref if channels == 3 else np.ascontiguousarray(ref[..., 1])
+    dist = _jpeg(ref, 20)
+    expected = pytorch_msssim.ms_ssim(
+        _tensor(ref, torch.float64), _tensor(dist, torch.float64), data_range=1.0, size_average=False
+    )
+    got = ms_ssim(_tensor(ref), _tensor(dist))
+    assert got.shape == (1,)
+    assert abs(got.item() - expected.item()) <= TOLERANCES["ms_ssim_vs_pytorch_msssim"]
+    taps = np.exp(-((np.arange(11) - 5.0) ** 2) / (2 * 1.5**2))
+    window = torch.from_numpy(taps / taps.sum()).view(1, 1, 1, 11).repeat(channels, 1, 1, 1)
+    x, y = _tensor(ref, torch.float64), _tensor(dist, torch.float64)
+    exact = pytorch_msssim.ms_ssim(x, y, data_range=1.0, size_average=False, win=window)
+    assert abs(ms_ssim(x, y).item() - exact.item()) <= TOLERANCES["float64_exact"]
+
+
+def test_ms_ssim_refuses_160_with_a_clear_message():
+    ref = _tensor(_large_photo(160, 200))
+    with pytest.raises(MetricInputError, match=r"ms_ssim.*161x161.*200x160"):
+        ms_ssim(ref, ref)
+
+
+# ---------------------------------------------------------------- properties
+def _pair(rows=37, cols=29, channels=3, batch=1, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    ref = torch.rand(batch, channels, rows, cols, generator=generator)
+    dist = (ref + 0.2 * torch.rand(batch, channels, rows, cols, generator=generator)).clamp(0, 1)
+    return ref, dist
+
+
+@pytest.mark.parametrize("fn", [ssim, ssim_y, ssim_matlab])
+def test_identity_symmetry_and_dtype(fn):
+    ref, dist = _pair()
+    assert torch.allclose(fn(ref, ref), torch.ones(1, dtype=torch.float64), rtol=0, atol=TOLERANCES["property"])
+    forward, backward = fn(ref, dist), fn(dist, ref)
+    assert forward.item() < 0.99
+    assert torch.allclose(forward, backward, rtol=0, atol=TOLERANCES["property"])
+    assert forward.dtype == torch.float64
+    assert fn(ref.double(), dist.double()).dtype == torch.float64
+
+
+def test_ms_ssim_identity_and_symmetry():
+    ref, dist = _pair(rows=161, cols=170)
+    assert torch.allclose(ms_ssim(ref, ref), torch.ones(1, dtype=torch.float64), rtol=0, atol=TOLERANCES["property"])
+    assert torch.allclose(ms_ssim(ref, dist), ms_ssim(dist, ref), rtol=0, atol=TOLERANCES["property"])
+
+
+@pytest.mark.parametrize("fn", [ssim, ssim_y, ms_ssim])
+def test_batched_equals_per_image_loop(fn):
+    side = 161 if fn is ms_ssim else 23
+    ref, dist = _pair(rows=side, cols=side + 2, batch=3, seed=3)
+    batched = fn(ref, dist)
+    looped = torch.cat([fn(ref[i : i + 1], dist[i : i + 1]) for i in range(3)])
+    assert batched.shape == (3,)
+    assert torch.allclose(batched, looped, rtol=0, atol=TOLERANCES["property"])
+    assert len(set(batched.tolist())) == 3  # the three pairs really differ
+
+
+def test_scale_invariance_with_data_range():
+    ref, dist = (x.double() for x in _pair())  # x * 255 is exact in float64
+    assert torch.allclose(
+        ssim(ref * 255, dist * 255, data_range=255.0), ssim(ref, dist), rtol=0, atol=TOLERANCES["property"]
+    )
+
+
+@pytest.mark.parametrize("fn", [ssim, ssim_y, ssim_matlab])
+def test_too_small_is_an_error_naming_metric_size_and_minimum(fn):
+    ref, _ = _pair(rows=7, cols=7)
+    name = fn.__name__
+    with pytest.raises(MetricInputError, match=rf"^{name} .*11x11.*7x7"):
+        fn(ref, ref)
+    ref, dist = _pair(rows=11, cols=11)
+    value = fn(ref, dist)
+    assert value.shape == (1,) and torch.isfinite(value).all()
+
+
+def test_non_square_small_side_is_refused():
+    ref, _ = _pair(rows=40, cols=10)
+    with pytest.raises(MetricInputError, match="10x40"):
+        ssim(ref, ref)
+
+
+@pytest.mark.parametrize(("fn", "channels"), [(ssim, 3), (ssim, 1), (ssim_y, 3)])
+def test_return_map_covers_the_valid_region_and_averages_to_the_score(fn, channels):
+    ref, dist = _pair(rows=31, cols=24, channels=channels, batch=2)
+    value, ssim_map = fn(ref, dist, return_map=True)
+    assert value.shape == (2,)
+    assert ssim_map.shape == (2, 1, 31 - 10, 24 - 10)
+    assert torch.allclose(ssim_map.mean(dim=(1, 2, 3)), value, rtol=0, atol=TOLERANCES["property"])
+    assert torch.equal(value, fn(ref, dist))
+
+
+def test_ssim_matlab_map_is_on_the_downsampled_grid():
+    ref, dist = _pair(rows=400, cols=391, channels=3)  # f = 2
+    value, ssim_map = ssim_matlab(ref, dist, return_map=True)
+    assert ssim_map.shape == (1, 1, 200 - 10, 196 - 10)
+    assert torch.allclose(ssim_map.mean(dim=(1, 2, 3)), value, rtol=0, atol=TOLERANCES["property"])
+
+
+def test_rejects_bad_inputs():
+    ref, dist = _pair()
+    with pytest.raises(MetricInputError):
+        ssim(ref, dist[..., :-1])
+    with pytest.raises(MetricInputError):
+        ssim(ref, dist, kernel_size=10)
+    with pytest.raises(MetricInputError):
+        ssim(ref, dist, data_range=0.0)
