@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -110,6 +111,20 @@ def compare(
     max_pixels: Annotated[int | None, typer.Option(
         help="Refuse images with more pixels than this (decompression-bomb guard; 0 disables). "
         "Default: 256 Mpx.", min=0)] = None,
+    fail_if: Annotated[list[str] | None, typer.Option(
+        "--fail-if", help="Quality gate, repeatable: the run fails (exit 1) when the expression is true. "
+        "'STAT(METRIC) OP NUMBER' (STAT: mean, median, min, max, std, hmean, count, pN) or 'any(METRIC OP NUMBER)' "
+        "/ 'all(...)'; evaluated per distorted input, or over all of them with the prefix 'all:'.")] = None,
+    allow_failed: Annotated[bool, typer.Option(
+        help="Let gates pass although some pairs failed (by default failed pairs fail every gate).")] = False,
+    summary_json: Annotated[Path | None, typer.Option(
+        help="Write the summary (statistics, worst pairs, gates, provenance) as JSON.")] = None,
+    worst: Annotated[int, typer.Option(help="How many worst pairs the JSON summary lists per metric.", min=0)] = 5,
+    junit: Annotated[Path | None, typer.Option(help="Write gate results as JUnit XML.")] = None,
+    junit_per_pair: Annotated[bool, typer.Option(help="Also one JUnit test case per pair.")] = False,
+    resume: Annotated[bool, typer.Option(
+        help="Continue an interrupted run: skip pairs already in the output file and append the rest "
+        "(refused when the file was made with other settings).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary table.")] = False,
 ) -> None:
     """Score distorted images against their references, one row per pair.
@@ -130,7 +145,8 @@ def compare(
             max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else (max_pixels or None),
         )
         config = _with_lpips_version(config, lpips_version.value)
-        code = _run_compare(config, output, fmt.value if fmt else None, quiet)
+        reports = _Reports(fail_if or [], allow_failed, summary_json, worst, junit, junit_per_pair)
+        code = _run_compare(config, output, fmt.value if fmt else None, quiet, reports, resume)
     except LpipsCliError as exc:
         raise _fail(str(exc), exc.exit_code) from None
     raise typer.Exit(code)
@@ -143,25 +159,50 @@ def _with_lpips_version(config, version: str):
     return replace(config, metric_params={**config.metric_params, **params})
 
 
-def _run_compare(config, output: str, fmt: str | None, quiet: bool) -> int:
-    from rich.console import Console
+@dataclass(frozen=True)
+class _Reports:
+    fail_if: list[str]
+    allow_failed: bool
+    summary_json: Path | None
+    worst: int
+    junit: Path | None
+    junit_per_pair: bool
 
+
+def _run_compare(config, output: str, fmt: str | None, quiet: bool, reports: _Reports, resume: bool) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from lpipscli.ci import check_output_path, finish
     from lpipscli.engine import Engine
+    from lpipscli.gates import parse_gates
     from lpipscli.sinks import check_writable, format_for, open_sink
     from lpipscli.summary import build_summary, print_summary
 
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
     show_progress = not quiet and sys.stderr.isatty()
-    format_for(output, fmt)
+    fmt = format_for(output, fmt)
     check_writable(output)
+    gates = parse_gates(reports.fail_if, config.metrics)
+    check_output_path(reports.summary_json, "--summary-json")
+    check_output_path(reports.junit, "--junit")
     engine = Engine(config)
     pairing = engine.pair()
     engine.build()
     for record in engine.weight_records:
         if not record["verified"]:
-            console.print(f"[yellow]lpips: warning:[/] using unverified weights {record['path']} "
+            console.print(f"[yellow]lpips: warning:[/] using unverified weights {escape(record['path'])} "
                           f"(sha256 {record['sha256'][:16]}..., expected {record['expected_sha256'][:16]}...)",
                           highlight=False, soft_wrap=True)
+    previous: list[dict] = []
+    if resume:
+        from lpipscli.resume import drop_done, previous_rows
+
+        previous = previous_rows(output, fmt, engine.provenance()["settings_hash"], engine.columns)
+        skipped = drop_done(pairing, previous)
+        if previous and not quiet:
+            console.print(f"resuming: {len(previous)} row(s) already in {escape(output)}, {skipped} pair(s) skipped",
+                          highlight=False)
     work = engine.plan(pairing)
     if work.failed and config.on_error == "fail":
         n = len(work.failed)
@@ -169,8 +210,10 @@ def _run_compare(config, output: str, fmt: str | None, quiet: bool) -> int:
             f"{work.failed[0][3]}" + (f" (and {n - 1} more pair(s) that cannot be scored)" if n > 1 else "")
             + "; nothing was computed (--on-error skip scores the rest)"
         )
-    sink = open_sink(output, fmt, engine.columns, engine.provenance(pairing))
+    sink = open_sink(output, fmt, engine.columns, engine.provenance(pairing),
+                     previous_rows=previous if resume else None)
     summary = None
+    complete = False
     try:
         if show_progress:
             from rich.progress import (
@@ -193,12 +236,14 @@ def _run_compare(config, output: str, fmt: str | None, quiet: bool) -> int:
                     speed = progress.tasks[0].speed
                     progress.update(task, rate=f"{speed:.1f}" if speed else "-")
 
-                result = engine.execute(work, sink.write, on_progress=advance)
+                result = engine.execute(work, sink.write, on_progress=advance, previous_rows=previous)
         else:
-            result = engine.execute(work, sink.write)
-        summary = build_summary(result, config.metrics, [str(d) for d in config.dists], pairing.unmatched_summary())
+            result = engine.execute(work, sink.write, previous_rows=previous)
+        roots = [str(d) for d in config.dists]
+        summary = build_summary(result, config.metrics, roots, pairing.unmatched_summary(), reports.worst)
+        complete = not result.interrupted and not (result.first_error and config.on_error == "fail")
     finally:
-        sink.close(summary)
+        sink.close(summary, complete=complete)
     if not quiet:
         print_summary(summary, console)
     if result.interrupted:
@@ -206,7 +251,17 @@ def _run_compare(config, output: str, fmt: str | None, quiet: bool) -> int:
         return EXIT_INTERRUPTED
     if result.first_error and config.on_error == "fail":
         raise LpipsCliError(f"{result.first_error}; rows computed before it were written (--on-error skip goes on)")
-    return 0
+    if result.n_failed:
+        console.print(f"[yellow]lpips: warning:[/] {result.n_failed} pair(s) failed (status=error rows); "
+                      f"first: {escape(result.first_error)}", highlight=False, soft_wrap=True)
+    summary["provenance"] = engine.provenance(pairing)
+    code, _ = finish(
+        summary=summary, gates=gates, groups=result.groups(config.metrics, roots), failed=result.failed_per_root,
+        keys=result.names, allow_failed=reports.allow_failed, summary_json=reports.summary_json,
+        junit=reports.junit, per_pair=result.statuses if reports.junit_per_pair else None, console=console,
+        quiet=quiet,
+    )
+    return code
 
 
 @app.command("metrics")

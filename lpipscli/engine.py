@@ -79,13 +79,21 @@ class RunResult:
     #: (dist_root, metric) -> scores in row order (NaN for failed pairs)
     values: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     failed_per_root: dict[str, int] = field(default_factory=dict)
+    #: dist_root -> the distorted file of each row, aligned with ``values``
+    names: dict[str, list[str]] = field(default_factory=dict)
+    #: (pair name, status, message) per row, for JUnit per-pair reports
+    statuses: list[tuple[str, str, str]] = field(default_factory=list)
     first_error: str | None = None
+
+    def groups(self, metrics: tuple[str, ...], roots: list[str]) -> dict[str, dict[str, list[float]]]:
+        """``{dist_root: {metric: values}}`` in the shape the gates take."""
+        return {root: {m: self.values.get((root, m), []) for m in metrics} for root in roots}
 
 
 def _versions() -> dict[str, str]:
     import importlib.metadata as md
 
-    out = {"python": platform.python_version()}
+    out = {"python": platform.python_version(), "torch_build": torch.__version__, "cuda": torch.version.cuda}
     for dist in ("lpipscli", "torch", "torchvision", "lpips", "numpy", "pillow", "opencv-python-headless", "pyarrow"):
         try:
             out[dist] = md.version(dist)
@@ -150,7 +158,7 @@ class Engine:
         """Everything that determines the scores, plus versions and the inputs; JSON-serialisable."""
         cfg = self.config
         scoring = {
-            "metrics": {k: dict(self.params[k]) for k in cfg.metrics},
+            "metrics": {k: {**REGISTRY[k].conventions, **self.params[k]} for k in cfg.metrics},
             "weights_sha256": sorted({(r["role"], r["sha256"]) for r in self.weight_records}),
             "decode": {"alpha": cfg.alpha, "resize": cfg.resize, "resize_method": "bicubic, antialiased",
                        "range": "[0,1] by file bit depth", "gray_vs_rgb": "gray promoted to RGB"},
@@ -197,6 +205,9 @@ class Engine:
             root = row["dist_root"]
             for key in self.config.metrics:
                 result.values.setdefault((root, key), []).append(row[key])
+            name = row["dist"] if "frame" not in row else f"{row['dist']}#{row['frame']}"
+            result.names.setdefault(root, []).append(name)
+            result.statuses.append((name, row["status"], row["error"]))
             if row["status"] == "error":
                 result.n_failed += 1
                 result.failed_per_root[root] = result.failed_per_root.get(root, 0) + 1
@@ -210,26 +221,28 @@ class Engine:
         emit: Callable[[list[dict]], None],
         *,
         on_progress: Callable[[int], None] | None = None,
+        previous_rows: list[dict] | None = None,
     ) -> RunResult:
         """Score every planned pair; ``emit`` receives the rows of each batch as soon as they exist.
 
         With ``on_error="fail"`` the first failed pair stops the run after the rows computed so far were
         emitted (``result.first_error`` says why); with ``"skip"`` failed pairs become rows with
         ``status="error"``. Ctrl-C (SIGINT) finishes the batch in flight, emits it and returns with
-        ``result.interrupted`` set.
+        ``result.interrupted`` set. ``previous_rows`` (from ``--resume``) count in the result as if
+        computed now; they are not emitted again.
         """
         if not self.runners:
             self.build()
-        result = RunResult(n_pairs=work.n_pairs + len(work.failed))
+        result = RunResult(n_pairs=work.n_pairs + len(work.failed) + len(previous_rows or []))
+        if previous_rows:
+            self._record(result, previous_rows)
         skip = self.config.on_error == "skip"
         if work.failed:
-            if not skip:
-                result.first_error = work.failed[0][3]
-                result.n_failed = len(work.failed)
-                return result
             rows = [self._row(p, w, h, {}, msg) for p, w, h, msg in work.failed]
-            emit(rows)
             self._record(result, rows)
+            if not skip:
+                return result
+            emit(rows)
             if on_progress:
                 on_progress(len(rows))
         if not work.chunks:
@@ -246,9 +259,7 @@ class Engine:
                 if failed_rows and not skip:
                     rows = [r for r in rows if r["status"] == "ok"]
                     emit(rows)
-                    self._record(result, rows)
-                    result.first_error = failed_rows[0]["error"]
-                    result.n_failed += len(failed_rows)
+                    self._record(result, rows + failed_rows)
                     return result
                 emit(rows)
                 self._record(result, rows)
@@ -280,15 +291,16 @@ class Engine:
             inputs = _Inputs(batch["ref"], batch["dist"], self.device)
             index = batch["ref_index"].to(self.device, non_blocking=True)
             scores: dict[str, list[float]] = {}
+            oom: dict[int, str] = {}
             with torch.inference_mode():
                 for key, runner in self.runners.items():
                     ref, dist = inputs.get(REGISTRY[key].input_dtype)
-                    scores[key] = runner(ref, dist, index).double().cpu().tolist()
+                    scores[key] = _split_on_oom(key, runner, ref, dist, index, oom).double().cpu().tolist()
             for p, (c, k) in enumerate(batch["scored"]):
                 chunk = work.chunks[c]
                 rows_by_pair[(c, k)] = self._row(
-                    chunk.pairs[k], chunk.width, chunk.height, {key: v[p] for key, v in scores.items()}, None,
-                    chunk.resize_from[k],
+                    chunk.pairs[k], chunk.width, chunk.height, {key: v[p] for key, v in scores.items()},
+                    oom.get(p), chunk.resize_from[k],
                 )
         for c, k, message in batch["failed"]:
             chunk = work.chunks[c]
@@ -313,6 +325,40 @@ class _Inputs:
             torch_dtype = torch.float64 if dtype == "float64" else torch.float32
             self.cache[dtype] = tuple(to_unit_float(t, torch_dtype) for t in self.raw)
         return self.cache[dtype]
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def _split_on_oom(key: str, runner: Runner, ref: torch.Tensor, dist: torch.Tensor, index: torch.Tensor,
+                  errors: dict[int, str], offset: int = 0) -> torch.Tensor:
+    """Run a metric; on out-of-memory retry the batch in halves down to one pair.
+
+    A single pair that still does not fit gets NaN and an error message in ``errors`` (keyed by its
+    position in the batch), so finished work is never lost to an out-of-memory error.
+    """
+    try:
+        return runner(ref, dist, index)
+    except (torch.OutOfMemoryError, RuntimeError) as exc:
+        if not _is_oom(exc):
+            raise
+    if dist.device.type == "cuda":
+        torch.cuda.empty_cache()
+    n = dist.shape[0]
+    if n == 1:
+        errors[offset] = (
+            f"{key}: out of memory for one {dist.shape[-1]}x{dist.shape[-2]} pair on {dist.device} "
+            "(try --device cpu)"
+        )
+        return torch.full((1,), float("nan"), dtype=torch.float64, device=dist.device)
+    half = n // 2
+    first = _split_on_oom(key, runner, ref, dist[:half], index[:half], errors, offset)
+    second = _split_on_oom(key, runner, ref, dist[half:], index[half:], errors, offset + half)
+    return torch.cat([first.double(), second.double()])
 
 
 def _pure_runner(fn, params) -> Runner:

@@ -1,4 +1,8 @@
-"""Quality gates for CI: parse ``mean(lpips_alex) < 0.1``-style expressions and evaluate them.
+"""Quality gates for CI: parse ``--fail-if`` expressions such as ``mean(lpips_alex) > 0.1`` and evaluate them.
+
+An expression is a **failure condition**: the gate FAILS when the expression is true and PASSES when it
+is false. ``--fail-if "mean(lpips_alex) > 0.10"`` fails a run whose mean LPIPS is above 0.10;
+``--fail-if "p5(psnr) < 30"`` fails one whose 5th-percentile PSNR is below 30.
 
 Grammar (whitespace between tokens is ignored; keywords are case-insensitive, metric names are not)::
 
@@ -10,14 +14,22 @@ Grammar (whitespace between tokens is ignored; keywords are case-insensitive, me
     NUMBER     := int | decimal | exponent (1e-3) | inf | -inf            (NaN is refused)
     METRIC     := a known column name (no whitespace and none of  ( ) < > = ! : , )
 
+Verdicts:
+
+- ``STAT(METRIC) OP NUMBER`` fails when ``STAT OP NUMBER`` is true and passes when it is false. An
+  undefined statistic fails too, because nothing could be checked.
+- ``any(METRIC OP NUMBER)`` fails when at least one row matches the condition; passes when none does.
+- ``all(METRIC OP NUMBER)`` fails when every row with a value matches; passes when at least one does not.
+- ``any``/``all`` over zero rows with a value fail (nothing was checked).
+- A group in which pairs failed (decode or scoring errors) fails every gate unless failures are
+  explicitly allowed, whatever its values say.
+
 Scope: without a prefix a gate is evaluated once per distorted input (``scope == "each"``); the prefix
 ``all:`` evaluates it once over the rows of all distorted inputs together (``scope == "all"``).
 
-Evaluation follows :mod:`lpipscli.stats`: NaN rows (pairs without a value) are left out; ``mean`` and
+Statistics follow :mod:`lpipscli.stats`: NaN rows (pairs without a value) are left out; ``mean`` and
 ``std`` use finite values only; ``min``/``max``/``median``/``pN`` keep infinities; ``hmean`` needs every
-value ``> 0``; ``count`` counts non-NaN rows; ``any``/``all`` test each non-NaN row (``all`` of zero rows
-fails because nothing was checked; ``any`` of zero rows fails too). An undefined statistic fails. A group
-in which pairs failed never passes unless failures are explicitly allowed.
+value ``> 0``; ``count`` counts non-NaN rows; ``any``/``all`` test each non-NaN row.
 """
 
 from __future__ import annotations
@@ -103,7 +115,11 @@ def _canonical_stat(word: str) -> str | None:
 
 @dataclass(frozen=True)
 class Gate:
-    """One parsed quality gate.
+    """One parsed quality gate: a failure condition (``--fail-if``).
+
+    The gate fails when its condition holds (``STAT(METRIC) OP NUMBER`` is true; for ``any`` at least
+    one row matches ``METRIC OP NUMBER``; for ``all`` every row with a value matches) and passes
+    otherwise; see :func:`evaluate_gate`.
 
     Attributes:
         scope: ``"each"`` (evaluated per distorted input, the default) or ``"all"`` (``all:`` prefix,
@@ -111,7 +127,7 @@ class Gate:
         stat: ``mean``, ``median``, ``min``, ``max``, ``std``, ``hmean``, ``count``, ``pN`` (canonical:
             ``p5``, ``p99.9``), or the row quantifiers ``any`` / ``all``.
         metric: the column name.
-        op: one of ``< <= > >= == !=``.
+        op: one of ``< <= > >= == !=``; the comparison that makes the gate fail when it is true.
         threshold: the number compared with (may be ``inf``; never NaN).
         text: the expression as the user wrote it (not part of equality; defaults to ``str(gate)``).
 
@@ -170,14 +186,18 @@ class Gate:
 
 @dataclass(frozen=True)
 class GateResult:
-    """What :func:`evaluate_gate` found for one gate on one set of values.
+    """What :func:`evaluate_gate` found for one gate (a failure condition) on one set of values.
 
     Attributes:
         gate: the gate evaluated.
         observed: the statistic's value (``int`` for ``count``; for ``any``/``all`` the number of rows
-            that satisfy the condition); ``None`` when the statistic is undefined.
-        passed: the verdict (already ``False`` when pairs failed and failures are not allowed).
-        reason: one line for humans, e.g. ``"mean(psnr) = 31.2 > 30 over 120 finite values"``.
+            that match the failure condition); ``None`` when the statistic is undefined.
+        passed: True when the failure condition did not hold; False when it held, when the statistic
+            is undefined or there were no rows to check, and when pairs failed and failures are not
+            allowed.
+        reason: one line for humans, e.g. ``"mean(psnr) = 27.4 < 28 (over 4 finite values)"`` for a
+            failed ``mean(psnr) < 28`` or ``"mean(psnr) = 29.9, not < 28 (over 4 finite values)"`` for a
+            passed one.
         failed: the number of failed pairs the caller reported for this group.
     """
 
@@ -196,7 +216,8 @@ class GateOutcome:
         scope: the distorted input's name, or :data:`ALL_INPUTS` for ``all:`` gates.
         gate_text: the gate's canonical text (``str(gate)``).
         observed: as in :class:`GateResult`.
-        passed: the verdict.
+        passed: True when the gate passed (its failure condition did not hold and nothing else failed
+            it), as in :class:`GateResult`.
         reason: one human line.
     """
 
@@ -335,10 +356,10 @@ class _Parser:
 
 
 def parse_gate(text: str, known_metrics: Iterable[str]) -> Gate:
-    """Parses one gate expression.
+    """Parses one gate expression (a failure condition, as given to ``--fail-if``).
 
     Args:
-        text: e.g. ``"mean(lpips_alex) < 0.1"``, ``"all: p5(psnr) >= 30"``, ``"all(ssim > 0.9)"``.
+        text: e.g. ``"mean(lpips_alex) > 0.1"``, ``"all: p5(psnr) < 30"``, ``"any(ssim < 0.9)"``.
         known_metrics: the column names a gate may name (the metrics of this run, deltas, ...).
 
     Returns:
@@ -353,7 +374,7 @@ def parse_gate(text: str, known_metrics: Iterable[str]) -> Gate:
 
 
 def parse_gates(texts: Iterable[str], known_metrics: Iterable[str]) -> list[Gate]:
-    """:func:`parse_gate` for each text (e.g. each ``--gate`` option), in order."""
+    """:func:`parse_gate` for each text (e.g. each ``--fail-if`` option), in order."""
     known = list(dict.fromkeys(known_metrics))
     return [parse_gate(t, known) for t in texts]
 
@@ -374,12 +395,18 @@ def _fmt(x: float | int | None, other: float | None = None) -> str:
 
 
 def _exclusions(n_nan: int, n_inf: int) -> str:
+    """``"1 infinite and 2 NaN excluded"``, or ``""`` when nothing was left out."""
     parts = []
     if n_inf:
         parts.append(f"{n_inf} infinite")
     if n_nan:
         parts.append(f"{n_nan} NaN")
-    return f" ({' and '.join(parts)} excluded)" if parts else ""
+    return f"{' and '.join(parts)} excluded" if parts else ""
+
+
+def _over(n: int, what: str, excluded: str) -> str:
+    """``"over 4 finite values; 1 infinite excluded"``."""
+    return f"over {n} {what}value{'s' * (n != 1)}" + (f"; {excluded}" if excluded else "")
 
 
 def _stat_value(gate: Gate, arr: np.ndarray) -> tuple[float | int | None, str, str]:
@@ -391,16 +418,18 @@ def _stat_value(gate: Gate, arr: np.ndarray) -> tuple[float | int | None, str, s
     if stat in ("mean", "std"):
         finite = present[np.isfinite(present)]
         n_inf = int(present.size - finite.size)
-        over = f"over {finite.size} finite value{'s' * (finite.size != 1)}{_exclusions(n_nan, n_inf)}"
+        excluded = _exclusions(n_nan, n_inf)
+        over = _over(finite.size, "finite ", excluded)
         if finite.size == 0:
-            return None, over, f"no finite values{_exclusions(n_nan, n_inf)}"
+            return None, over, "no finite values" + (f" ({excluded})" if excluded else "")
         value = float(np.mean(finite) if stat == "mean" else np.std(finite))
         return value, over, ""
-    over = f"over {present.size} value{'s' * (present.size != 1)}{_exclusions(n_nan, 0)}"
+    excluded = _exclusions(n_nan, 0)
+    over = _over(present.size, "", excluded)
     if stat == "count":
         return int(present.size), over, ""
     if present.size == 0:
-        return None, over, f"no values{_exclusions(n_nan, 0)}"
+        return None, over, "no values" + (f" ({excluded})" if excluded else "")
     srt = np.sort(present)
     if stat == "min":
         return float(srt[0]), over, ""
@@ -414,6 +443,10 @@ def _stat_value(gate: Gate, arr: np.ndarray) -> tuple[float | int | None, str, s
     return value, over, "" if value is not None else "it falls between -inf and +inf (linear interpolation)"
 
 
+def _row_name(keys: Sequence[str] | None, i: int) -> str:
+    return repr(keys[i]) if keys is not None else f"row {i}"
+
+
 def evaluate_gate(
     gate: Gate,
     values: Any,
@@ -422,7 +455,16 @@ def evaluate_gate(
     allow_failed: bool = False,
     keys: Sequence[str] | None = None,
 ) -> GateResult:
-    """Evaluates one gate on one group's values of ``gate.metric``.
+    """Evaluates one gate on one group's values of ``gate.metric``; the gate is a failure condition.
+
+    Verdicts (``passed``):
+
+    - ``STAT(METRIC) OP NUMBER``: False when ``observed OP NUMBER`` is true, True when it is false;
+      False when the statistic is undefined (nothing could be checked).
+    - ``any(METRIC OP NUMBER)``: False when at least one row with a value matches, True when none does.
+    - ``all(METRIC OP NUMBER)``: False when every row with a value matches, True when one does not.
+    - ``any``/``all`` with no rows with a value: False.
+    - ``failed > 0`` without ``allow_failed``: False, whatever the values say.
 
     Args:
         gate: the parsed gate.
@@ -430,11 +472,13 @@ def evaluate_gate(
             values of every distorted input concatenated (or use :func:`evaluate_gates`).
         failed: how many pairs of this group failed (decode or scoring errors).
         allow_failed: when False (the default) a group with ``failed > 0`` never passes.
-        keys: optional row names, aligned with ``values``, used to name a violating row in the reason.
+        keys: optional row names, aligned with ``values``, used to name a matching (for ``any``) or
+            non-matching (for ``all``) row in the reason.
 
     Returns:
-        A :class:`GateResult`; ``observed`` is ``None`` and ``passed`` False when the statistic is
-        undefined (no finite values for ``mean``/``std``, no values, ``hmean`` with values ``<= 0``).
+        A :class:`GateResult`. ``observed`` is the statistic, or for ``any``/``all`` the number of rows
+        that match the condition; it is ``None`` (and ``passed`` False) when the statistic is undefined
+        (no finite values for ``mean``/``std``, no values, ``hmean`` with values ``<= 0``).
 
     Raises:
         ValueError: values not 1-D, ``failed < 0``, or ``keys`` of a different length.
@@ -449,37 +493,45 @@ def evaluate_gate(
 
     if gate.is_row_gate:
         idx = np.flatnonzero(~np.isnan(arr))
-        ok = [bool(compare(float(arr[i]), thr)) for i in idx]
-        n_ok = sum(ok)
-        observed: float | int | None = n_ok
+        match = [bool(compare(float(arr[i]), thr)) for i in idx]
+        n_match = sum(match)
+        observed: float | int | None = n_match
         n_nan = int(arr.size - idx.size)
         skipped = f"; {n_nan} NaN row{'s' * (n_nan != 1)} skipped" if n_nan else ""
+        counted = f"{n_match} of {idx.size} row{'s' * (idx.size != 1)} match"
         if idx.size == 0:
             passed = False
             reason = f"{gate}: no rows with a value to check{skipped}"
         elif gate.stat == "any":
-            passed = n_ok > 0
-            reason = f"{gate}: {n_ok} of {idx.size} rows satisfy it{skipped}"
-        else:
-            passed = n_ok == idx.size
-            reason = f"{gate}: {n_ok} of {idx.size} rows satisfy it{skipped}"
+            passed = n_match == 0
+            reason = f"{gate}: {counted}"
             if not passed:
-                first = int(idx[ok.index(False)])
-                name = repr(keys[first]) if keys is not None else f"row {first}"
-                reason += f"; first violation: {name} = {_fmt(float(arr[first]), thr)}"
+                first = int(idx[match.index(True)])
+                shown = _fmt(float(arr[first]), thr)
+                reason += f"; first: {_row_name(keys, first)} = {shown} {gate.op} {_fmt(thr, float(arr[first]))}"
+            reason += skipped
+        else:
+            passed = n_match < idx.size
+            reason = f"{gate}: {counted}"
+            if passed:
+                first = int(idx[match.index(False)])
+                shown = _fmt(float(arr[first]), thr)
+                reason += (f"; first that does not: {_row_name(keys, first)} = {shown}, "
+                           f"not {gate.op} {_fmt(thr, float(arr[first]))}")
+            reason += skipped
     else:
         observed, over, undefined = _stat_value(gate, arr)
         label = f"{gate.stat}({gate.metric})"
         if observed is None:
             passed = False
-            reason = f"{label} is undefined: {undefined}; the gate fails"
+            reason = f"{label} is undefined: {undefined}; the gate fails because nothing could be checked"
         else:
-            passed = bool(compare(observed, thr))
+            passed = not compare(observed, thr)
             shown, shown_thr = _fmt(observed, thr), _fmt(thr, float(observed))
             if passed:
-                reason = f"{label} = {shown} {gate.op} {shown_thr} {over}"
+                reason = f"{label} = {shown}, not {gate.op} {shown_thr} ({over})"
             else:
-                reason = f"{label} = {shown}, not {gate.op} {shown_thr} {over}"
+                reason = f"{label} = {shown} {gate.op} {shown_thr} ({over})"
         if gate.scope == SCOPE_ALL:
             reason = "all: " + reason
 
@@ -489,8 +541,8 @@ def evaluate_gate(
             reason += f"; {failed} failed pair{plural} ignored (failures allowed)"
         else:
             passed = False
-            reason += f"; {failed} pair{plural} failed, so the gate cannot pass unless failures are allowed"
-    return GateResult(gate=gate, observed=observed, passed=passed, reason=reason, failed=int(failed))
+            reason += f"; {failed} pair{plural} failed, so the gate fails unless failures are allowed"
+    return GateResult(gate=gate, observed=observed, passed=bool(passed), reason=reason, failed=int(failed))
 
 
 def evaluate_gates(
@@ -502,6 +554,9 @@ def evaluate_gates(
     keys: Mapping[str, Sequence[str]] | None = None,
 ) -> list[GateOutcome]:
     """Evaluates every gate on its scope(s): per distorted input, or ``all:`` over all of them together.
+
+    Each gate is a failure condition (``--fail-if``): an outcome passes when its condition does not hold
+    on that scope, as :func:`evaluate_gate` decides.
 
     Args:
         gates: parsed gates, in the order they were given.

@@ -10,18 +10,23 @@ from lpipscli.stats import summarize
 
 
 def build_summary(result: RunResult, metrics: tuple[str, ...], dist_roots: list[str],
-                  unmatched: dict | None = None) -> dict[str, Any]:
-    """Per distorted input and metric: the statistics of :func:`lpipscli.stats.summarize`.
+                  unmatched: dict | None = None, worst_k: int = 5) -> dict[str, Any]:
+    """Per distorted input and metric: the statistics of :func:`lpipscli.stats.summarize` and the worst pairs.
 
     Failed pairs carry NaN scores, so they are counted in ``n_nan`` and never enter a statistic; the
     number of failed pairs per input is reported beside them.
     """
+    from lpipscli.ci import worst_rows
+
+    direction = {key: REGISTRY[key].higher_is_better for key in metrics}
+    worst = worst_rows(result.groups(metrics, dist_roots), result.names, direction, worst_k)
     per_root: dict[str, Any] = {}
     for root in dist_roots:
         per_root[root] = {
             "failed": result.failed_per_root.get(root, 0),
             "metrics": {
-                key: summarize(result.values.get((root, key), []), higher_is_better=REGISTRY[key].higher_is_better)
+                key: {**summarize(result.values.get((root, key), []), higher_is_better=direction[key]),
+                      "worst": worst[root][key]}
                 for key in metrics
             },
         }
@@ -50,6 +55,7 @@ def _fmt(value: Any) -> str:
 
 def print_summary(summary: dict[str, Any], console) -> None:
     """Render the summary as a rich table (one row per distorted input and metric)."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="lpips compare: summary", title_justify="left", show_lines=False)
@@ -60,7 +66,7 @@ def print_summary(summary: dict[str, Any], console) -> None:
     for root, block in summary["per_dist_root"].items():
         for key, stats in block["metrics"].items():
             arrow = "↑" if REGISTRY[key].higher_is_better else "↓"
-            table.add_row(root, f"{key} {arrow}", str(stats["count"] - stats["n_nan"]), _fmt(stats["mean"]),
+            table.add_row(escape(root), f"{key} {arrow}", str(stats["count"] - stats["n_nan"]), _fmt(stats["mean"]),
                           _fmt(stats["median"]), _fmt(stats["p5"]), _fmt(stats["p95"]), _fmt(stats["min"]),
                           _fmt(stats["max"]), str(block["failed"]))
     console.print(table)
@@ -69,4 +75,4 @@ def print_summary(summary: dict[str, Any], console) -> None:
         if kind != "unmatched_examples" and counts:
             notes.append(f"{kind}: " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
     if notes:
-        console.print("not scored (--allow-unmatched): " + "; ".join(notes))
+        console.print(escape("not scored (--allow-unmatched): " + "; ".join(notes)))

@@ -283,6 +283,9 @@ def test_gate_rejects_invalid_fields():
 
 
 # ----------------------------------------------------------------------------------------- evaluation
+#
+# A gate is a FAILURE condition (``--fail-if``): it fails when the expression is true, passes when it is
+# false. Every expected verdict below is computed here with numpy/scipy from that rule.
 
 
 def numpy_stat(stat, vals):
@@ -303,6 +306,28 @@ def numpy_stat(stat, vals):
     return float(np.percentile(present, q))
 
 
+def expected_stat_verdict(stat, op, threshold, vals, failed=0, allow_failed=False):
+    """Fail-if rule for STAT(METRIC) OP NUMBER: pass iff defined, the condition is false, no blocking failures."""
+    observed = numpy_stat(stat, np.asarray(vals, dtype=float))
+    if observed is None:
+        return False
+    if failed and not allow_failed:
+        return False
+    return not COMPARE[op](observed, threshold)
+
+
+def expected_row_verdict(quant, op, threshold, vals, failed=0, allow_failed=False):
+    """Fail-if rule for any(...)/all(...): any fails on one match, all fails when every row matches."""
+    vals = np.asarray(vals, dtype=float)
+    present = vals[~np.isnan(vals)]
+    if present.size == 0:
+        return False
+    if failed and not allow_failed:
+        return False
+    hits = COMPARE[op](present, threshold)
+    return not bool(np.any(hits) if quant == "any" else np.all(hits))
+
+
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("stat", [*NAMED_STATS, "p1", "p5", "p95", "p99.9"])
 def test_evaluate_gate_matches_numpy(seed, stat):
@@ -313,37 +338,111 @@ def test_evaluate_gate_matches_numpy(seed, stat):
     if stat in ("mean", "std", "count", "min", "max", "hmean") and seed % 2:
         vals[rng.random(n) < 0.2] = np.inf  # numpy handles inf in these; percentiles are tested apart
     expected = numpy_stat(stat, vals)
+    n_pass = n_fail = 0
     for op in COMPARE:
         for shift in (-1.0, 0.0, 1.0):
-            if expected is None:
+            if expected is None or not math.isfinite(expected):
                 threshold = 1.0
             else:
-                threshold = expected + shift * max(1.0, abs(expected)) * 1e-6 if math.isfinite(expected) \
-                    else 1.0
+                threshold = expected + shift * max(1.0, abs(expected)) * 1e-6
             gate = Gate("each", stat, "psnr", op, threshold)
             res = evaluate_gate(gate, vals)
+            assert "\n" not in res.reason
             if expected is None:
                 assert res.observed is None and not res.passed
-                assert "undefined" in res.reason
+                assert "undefined" in res.reason and "fails" in res.reason
                 continue
             atol, rtol = TOLERANCES["hmean" if stat == "hmean" else "stat"]
             np.testing.assert_allclose(res.observed, expected, atol=atol, rtol=rtol)
-            if shift != 0.0:  # away from the threshold the verdict cannot depend on rounding
-                assert res.passed == COMPARE[op](expected, threshold), (op, expected, threshold, res.reason)
-            assert "\n" not in res.reason
+            if shift == 0.0 and math.isfinite(expected):
+                continue  # at the threshold the verdict may depend on rounding
+            want = expected_stat_verdict(stat, op, threshold, vals)
+            assert res.passed == want, (op, expected, threshold, res.reason)
+            label = f"{stat}(psnr) = "
+            assert res.reason.startswith(label)
+            if want:  # passed: the failure condition is false
+                assert f", not {op} " in res.reason, res.reason
+                n_pass += 1
+            else:
+                assert f", not {op} " not in res.reason and f" {op} " in res.reason, res.reason
+                n_fail += 1
+    if expected is not None:
+        assert n_pass and n_fail  # both verdicts were exercised
+
+
+def test_reason_texts_read_as_fail_if():
+    fail_vals = [27.0, 27.5, 27.6, 27.5]
+    pass_vals = [29.9, 29.8, 30.0, 29.9]
+    gate = parse_gate("mean(psnr) < 28", KNOWN)
+    res = evaluate_gate(gate, fail_vals)
+    assert not res.passed
+    assert res.reason == f"mean(psnr) = {np.mean(fail_vals):.6g} < 28 (over 4 finite values)"
+    res = evaluate_gate(gate, pass_vals)
+    assert res.passed
+    assert res.reason == f"mean(psnr) = {np.mean(pass_vals):.6g}, not < 28 (over 4 finite values)"
+    res = evaluate_gate(parse_gate("all: mean(psnr) < 28", KNOWN), [*pass_vals, INF, NAN])
+    assert res.passed and res.reason.startswith("all: mean(psnr) = ")
+    assert res.reason.endswith("(over 4 finite values; 1 infinite and 1 NaN excluded)")
+
+
+@pytest.mark.parametrize(
+    ("text", "vals"),
+    [
+        # The examples of the issue: low LPIPS / high PSNR pass, the reverse fails.
+        ("mean(lpips_alex) > 0.10", [0.02, 0.05, 0.08]),
+        ("mean(lpips_alex) > 0.10", [0.08, 0.15, 0.2]),
+        ("p5(psnr) < 30", [31.0, 35.0, 40.0, 42.0]),
+        ("p5(psnr) < 30", [25.0, 35.0, 40.0, 42.0]),
+        ("min(ssim) < 0.9", [0.95, 0.97, 0.99]),
+        ("min(ssim) < 0.9", [0.85, 0.97, 0.99]),
+        ("mean(delta_lpips_alex) > 0.005", [0.001, -0.002, 0.003]),
+        ("mean(delta_lpips_alex) > 0.005", [0.01, 0.004, 0.003]),
+    ],
+)
+def test_issue_examples(text, vals):
+    gate = parse_gate(text, KNOWN)
+    res = evaluate_gate(gate, vals)
+    assert res.passed == expected_stat_verdict(gate.stat, gate.op, gate.threshold, vals)
+    # The verdict is the negation of the expression, evaluated here without the module.
+    observed = numpy_stat(gate.stat, np.asarray(vals))
+    assert res.passed is (not COMPARE[gate.op](observed, gate.threshold))
+
+
+def test_each_example_pair_exercises_both_verdicts():
+    gate = parse_gate("mean(lpips_alex) > 0.10", KNOWN)
+    assert evaluate_gate(gate, [0.02, 0.05, 0.08]).passed
+    assert not evaluate_gate(gate, [0.08, 0.15, 0.2]).passed
+
+
+def test_undefined_statistics_fail_whatever_the_operator():
+    cases = [("mean", [INF, INF, NAN], "no finite values"), ("std", [NAN], "no finite values"),
+             ("median", [], "no values"), ("p5", [NAN, NAN], "no values"), ("hmean", [0.0, 1.0], "> 0"),
+             ("median", [-INF, INF], "between -inf and +inf")]
+    for stat, vals, why in cases:
+        if not np.isinf(vals).all() or stat != "median":  # numpy gives NaN (with a warning) for -inf..inf
+            assert numpy_stat(stat, np.asarray(vals, dtype=float)) is None
+        for op in COMPARE:
+            for threshold in (-INF, 0.0, INF):
+                res = evaluate_gate(Gate("each", stat, "psnr", op, threshold), vals)
+                assert res.observed is None and not res.passed, (stat, vals, op)
+                assert "undefined" in res.reason and why in res.reason and "nothing could be checked" in res.reason
 
 
 def test_psnr_with_identical_pairs():
     vals = [30.0, INF, 40.0]
-    assert evaluate_gate(parse_gate("median(psnr) >= 40", KNOWN), vals).passed
-    assert evaluate_gate(parse_gate("max(psnr) == inf", KNOWN), vals).passed
+    arr = np.asarray(vals)
+    # median is 40: "median(psnr) < 40" is false, so the gate passes; ">= 40" is true, so it fails.
+    assert evaluate_gate(parse_gate("median(psnr) < 40", KNOWN), vals).passed
+    assert not evaluate_gate(parse_gate("median(psnr) >= 40", KNOWN), vals).passed
+    assert not evaluate_gate(parse_gate("max(psnr) == inf", KNOWN), vals).passed
+    assert evaluate_gate(parse_gate("max(psnr) != inf", KNOWN), vals).passed
     assert evaluate_gate(parse_gate("p95(psnr) > 1e300", KNOWN), vals).observed == INF
+    res = evaluate_gate(parse_gate("mean(psnr) < 34", KNOWN), vals)
+    assert res.observed == float(np.mean(arr[np.isfinite(arr)])) and res.passed and "1 infinite" in res.reason
     res = evaluate_gate(parse_gate("mean(psnr) > 34", KNOWN), vals)
-    assert res.observed == 35.0 and res.passed and "1 infinite" in res.reason
-    res = evaluate_gate(parse_gate("mean(psnr) > 0", KNOWN), [INF, INF, NAN])
-    assert res.observed is None and not res.passed and "undefined" in res.reason and "no finite" in res.reason
-    assert evaluate_gate(parse_gate("count(psnr) == 2", KNOWN), [INF, INF, NAN]).passed
-    assert evaluate_gate(parse_gate("median(psnr) > 0", KNOWN), [-INF, INF]).observed is None
+    assert not res.passed and "1 infinite" in res.reason
+    assert not evaluate_gate(parse_gate("count(psnr) == 2", KNOWN), [INF, INF, NAN]).passed
+    assert evaluate_gate(parse_gate("count(psnr) < 2", KNOWN), [INF, INF, NAN]).passed
 
 
 @pytest.mark.parametrize("quant", ["any", "all"])
@@ -353,60 +452,132 @@ def test_row_gates_match_numpy(quant):
     vals[::7] = np.nan
     vals[3] = np.inf
     present = vals[~np.isnan(vals)]
+    keys = [f"out/{i}.png" for i in range(vals.size)]
+    verdicts = set()
     for op in COMPARE:
         for threshold in (20.0, 30.0, 45.0, INF):
-            res = evaluate_gate(Gate("each", quant, "psnr", op, threshold), vals)
+            res = evaluate_gate(Gate("each", quant, "psnr", op, threshold), vals, keys=keys)
             hits = COMPARE[op](present, threshold)
             assert res.observed == int(np.count_nonzero(hits))
-            assert res.passed == bool(getattr(np, quant)(hits))
+            want = expected_row_verdict(quant, op, threshold, vals)
+            assert res.passed == want, (op, threshold, res.reason)
+            verdicts.add(want)
+            assert f"{int(np.count_nonzero(hits))} of {present.size} rows match" in res.reason
+            assert f"{int(np.isnan(vals).sum())} NaN rows skipped" in res.reason
+            row_hits = np.array([not np.isnan(v) and COMPARE[op](v, threshold) for v in vals])
+            if quant == "any" and not want:  # names the first matching row
+                first = int(np.flatnonzero(row_hits)[0])
+                assert f"first: {keys[first]!r} = " in res.reason
+            if quant == "all" and want:  # names the first row with a value that does not match
+                first = int(np.flatnonzero(~row_hits & ~np.isnan(vals))[0])
+                assert f"first that does not: {keys[first]!r} = " in res.reason
+    assert verdicts == {True, False}
 
 
-def test_row_gates_over_no_rows_fail():
-    for quant in ("any", "all"):
-        for vals in ([], [NAN, NAN]):
-            res = evaluate_gate(Gate("each", quant, "psnr", ">", 0.0), vals)
-            assert not res.passed and res.observed == 0 and "no rows" in res.reason
+def test_any_fails_on_one_match_and_names_it():
+    keys = ["out/a.png", "out/b.png", "out/c.png", "out/d.png"]
+    vals = [0.1, NAN, 0.31, 0.5]
+    res = evaluate_gate(parse_gate("any(lpips_alex > 0.3)", KNOWN), vals, keys=keys)
+    assert not res.passed and res.observed == 2
+    assert "2 of 3 rows match; first: 'out/c.png' = 0.31 > 0.3" in res.reason
+    res = evaluate_gate(parse_gate("any(lpips_alex > 0.6)", KNOWN), vals, keys=keys)
+    assert res.passed and res.observed == 0 and "0 of 3 rows match" in res.reason
+    res = evaluate_gate(parse_gate("any(lpips_alex > 0.3)", KNOWN), [0.1, 0.4])
+    assert "first: row 1 = 0.4" in res.reason  # no keys: the row index
 
 
-def test_all_names_the_first_violation():
-    res = evaluate_gate(parse_gate("all(psnr > 30)", KNOWN), [31.0, NAN, 29.0, 28.0], keys=["a", "b", "c", "d"])
-    assert not res.passed and res.observed == 1 and "'c' = 29" in res.reason
+def test_all_fails_only_when_every_row_matches():
+    keys = ["a", "b", "c", "d"]
+    res = evaluate_gate(parse_gate("all(psnr < 30)", KNOWN), [20.0, NAN, 25.0, 29.0], keys=keys)
+    assert not res.passed and res.observed == 3 and "3 of 3 rows match" in res.reason
+    res = evaluate_gate(parse_gate("all(psnr < 30)", KNOWN), [20.0, NAN, 31.0, 28.0], keys=keys)
+    assert res.passed and res.observed == 2
+    assert "first that does not: 'c' = 31, not < 30" in res.reason
     with pytest.raises(ValueError, match="keys"):
         evaluate_gate(parse_gate("all(psnr > 30)", KNOWN), [1.0], keys=["a", "b"])
 
 
-def test_failed_pairs_block_a_pass_unless_allowed():
-    gate = parse_gate("mean(psnr) > 30", KNOWN)
+def test_row_gates_over_no_rows_fail():
+    for quant in ("any", "all"):
+        for op in COMPARE:
+            for vals in ([], [NAN, NAN]):
+                res = evaluate_gate(Gate("each", quant, "psnr", op, 0.0), vals)
+                assert not res.passed and res.observed == 0 and "no rows with a value to check" in res.reason
+                assert res.passed == expected_row_verdict(quant, op, 0.0, vals)
+
+
+def test_failed_pairs_fail_the_gate_unless_allowed():
+    gate = parse_gate("mean(psnr) < 30", KNOWN)
     vals = [35.0, 36.0, NAN]
-    assert evaluate_gate(gate, vals).passed
+    assert evaluate_gate(gate, vals).passed  # mean 35.5 is not < 30
     res = evaluate_gate(gate, vals, failed=1)
-    assert not res.passed and res.observed == 35.5 and "1 pair failed" in res.reason
+    assert not res.passed and res.observed == float(np.mean([35.0, 36.0])) and "1 pair failed" in res.reason
+    assert res.failed == 1
     res = evaluate_gate(gate, vals, failed=2, allow_failed=True)
     assert res.passed and "2 failed pairs ignored" in res.reason
-    assert not evaluate_gate(gate, [1.0], failed=3, allow_failed=True).passed  # still judged on values
+    # Allowed failures do not rescue a gate whose condition holds.
+    res = evaluate_gate(gate, [1.0], failed=3, allow_failed=True)
+    assert not res.passed and res.passed == expected_stat_verdict("mean", "<", 30.0, [1.0], 3, True)
+    for quant, cond in (("any", "psnr < 10"), ("all", "psnr > 40")):  # row gates that pass on the values
+        rg = parse_gate(f"{quant}({cond})", KNOWN)
+        assert evaluate_gate(rg, vals).passed
+        assert not evaluate_gate(rg, vals, failed=1).passed
+        assert evaluate_gate(rg, vals, failed=1, allow_failed=True).passed
     with pytest.raises(ValueError):
         evaluate_gate(gate, vals, failed=-1)
 
 
 def test_evaluate_gates_scopes():
     groups = {"a": {"psnr": [31.0, 32.0]}, "b|c": {"psnr": [10.0, NAN, 50.0]}}
-    gates = parse_gates(["median(psnr) > 30", "all:mean(psnr) > 25", "all:all(psnr > 5)"], KNOWN)
-    out = evaluate_gates(gates, groups, failed={"b|c": 1})
+    failed = {"b|c": 1}
+    texts = ["median(psnr) < 30", "all:mean(psnr) < 25", "all:any(psnr < 5)", "all:all(psnr > 5)"]
+    gates = parse_gates(texts, KNOWN)
+    out = evaluate_gates(gates, groups, failed=failed)
     assert all(isinstance(o, GateOutcome) for o in out)
     assert [(o.scope, o.gate_text) for o in out] == [
-        ("a", "median(psnr) > 30"), ("b|c", "median(psnr) > 30"),
-        (ALL_INPUTS, "all:mean(psnr) > 25"), (ALL_INPUTS, "all:all(psnr > 5)")]
-    assert out[0].passed and out[0].observed == 31.5
-    assert not out[1].passed and out[1].observed == 30.0
-    assert out[2].observed == pytest.approx(np.mean([31.0, 32.0, 10.0, 50.0]))
-    assert not out[2].passed and "1 pair failed" in out[2].reason  # the failure counts for all inputs
-    ok = evaluate_gates(gates[1:], groups, failed={"b|c": 1}, allow_failed=True)
-    assert [o.passed for o in ok] == [True, True]
+        ("a", "median(psnr) < 30"), ("b|c", "median(psnr) < 30"), (ALL_INPUTS, "all:mean(psnr) < 25"),
+        (ALL_INPUTS, "all:any(psnr < 5)"), (ALL_INPUTS, "all:all(psnr > 5)")]
+    every = np.concatenate([np.asarray(groups[g]["psnr"]) for g in groups])
+    n_failed = sum(failed.values())
+    expected = [
+        expected_stat_verdict("median", "<", 30.0, groups["a"]["psnr"], failed.get("a", 0)),
+        expected_stat_verdict("median", "<", 30.0, groups["b|c"]["psnr"], failed["b|c"]),
+        expected_stat_verdict("mean", "<", 25.0, every, n_failed),
+        expected_row_verdict("any", "<", 5.0, every, n_failed),
+        expected_row_verdict("all", ">", 5.0, every, n_failed),
+    ]
+    assert [o.passed for o in out] == expected
+    assert out[0].passed and out[0].observed == float(np.median(groups["a"]["psnr"]))
+    assert out[2].observed == pytest.approx(np.mean(every[np.isfinite(every)]))
+    assert "1 pair failed" in out[2].reason  # the failure counts for all inputs
+    assert out[4].observed == int(np.count_nonzero(every[~np.isnan(every)] > 5.0))
+    # Failures allowed: the all: verdicts follow the values alone.
+    ok = evaluate_gates(gates[1:], groups, failed=failed, allow_failed=True)
+    assert [o.passed for o in ok] == [
+        expected_stat_verdict("mean", "<", 25.0, every),
+        expected_row_verdict("any", "<", 5.0, every),
+        expected_row_verdict("all", ">", 5.0, every),
+    ]
+    assert [o.passed for o in ok] == [True, True, False]  # every verdict kind occurs
+
+
+def test_all_scope_names_rows_with_their_input():
+    groups = {"a": {"psnr": [31.0, 32.0]}, "b": {"psnr": [10.0, NAN, 50.0]}}
+    keys = {"a": ["1.png", "2.png"], "b": ["1.png", "2.png", "3.png"]}
+    (o,) = evaluate_gates(parse_gates(["all:any(psnr < 20)"], KNOWN), groups, keys=keys)
+    assert not o.passed and "first: 'b: 1.png' = 10" in o.reason
+    (o,) = evaluate_gates(parse_gates(["all:any(psnr < 20)"], KNOWN), groups)
+    assert not o.passed and "first: 'b: row 0' = 10" in o.reason
+    (o,) = evaluate_gates(parse_gates(["all:all(psnr > 20)"], KNOWN), groups, keys=keys)
+    assert o.passed and "first that does not: 'b: 1.png' = 10" in o.reason
+    each = evaluate_gates(parse_gates(["any(psnr < 20)"], KNOWN), groups, keys=keys)
+    assert [(o.scope, o.passed) for o in each] == [
+        (g, expected_row_verdict("any", "<", 20.0, groups[g]["psnr"])) for g in groups]
 
 
 def test_evaluate_gates_cannot_pass_vacuously_or_on_missing_columns():
     gates = parse_gates(["mean(psnr) > 1"], KNOWN)
     out = evaluate_gates(gates, {})
-    assert len(out) == 1 and not out[0].passed
+    assert len(out) == 1 and not out[0].passed and out[0].scope == ALL_INPUTS
     with pytest.raises(UsageError, match="ssim"):
         evaluate_gates(parse_gates(["mean(ssim) > 0.5"], KNOWN), {"a": {"psnr": [1.0]}})

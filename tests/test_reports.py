@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import operator
 import re
 import xml.etree.ElementTree as ET
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -32,10 +34,45 @@ ANNOTATION_CHARS = st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"],
 HYPOTHESIS = settings(max_examples=60, deadline=None)
 
 
+GROUPS = {"dist_a": {"psnr": [31.0, 32.0, INF]}, "dist_b": {"psnr": [10.0, NAN, 20.0]}}
+FAILED = {"dist_b": 1}
+# Gates are failure conditions (--fail-if): a gate fails when its expression is true.
+GATES = ["median(psnr) < 30", "all:min(psnr) < 5", "any(psnr < 15)"]
+
+
 def outcomes():
-    groups = {"dist_a": {"psnr": [31.0, 32.0, INF]}, "dist_b": {"psnr": [10.0, NAN, 20.0]}}
-    gates = parse_gates(["median(psnr) > 30", "all:min(psnr) > 5", "all(psnr > 15)"], KNOWN)
-    return evaluate_gates(gates, groups, failed={"dist_b": 1})
+    return evaluate_gates(parse_gates(GATES, KNOWN), GROUPS, failed=FAILED)
+
+
+def expected_verdicts():
+    """(scope, passed) per outcome of :func:`outcomes`, from the fail-if rule with numpy."""
+    def arr(group):
+        return np.asarray(GROUPS[group]["psnr"], dtype=float)
+
+    def present(a):
+        return a[~np.isnan(a)]
+
+    every = np.concatenate([arr(g) for g in GROUPS])
+    out = []
+    for g in GROUPS:  # median(psnr) < 30, per input
+        fails = operator.lt(float(np.median(present(arr(g)))), 30.0) or FAILED.get(g, 0) > 0
+        out.append((g, not fails))
+    # all:min(psnr) < 5 over all inputs; failed pairs of any input count against it
+    out.append((ALL_INPUTS, not (float(np.min(present(every))) < 5.0 or sum(FAILED.values()) > 0)))
+    for g in GROUPS:  # any(psnr < 15), per input
+        fails = bool(np.any(present(arr(g)) < 15.0)) or FAILED.get(g, 0) > 0
+        out.append((g, not fails))
+    return out
+
+
+def test_outcomes_follow_fail_if_semantics():
+    outs = outcomes()
+    assert [(o.scope, o.passed) for o in outs] == expected_verdicts()
+    assert {o.passed for o in outs} == {True, False}  # both verdicts occur in the fixtures below
+    dist_a_median = outs[0]
+    assert dist_a_median.passed and ", not < 30" in dist_a_median.reason
+    dist_b_any = outs[-1]
+    assert not dist_b_any.passed and "first: row 0 = 10 < 15" in dist_b_any.reason
 
 
 def parse(xml_text):
@@ -45,17 +82,18 @@ def parse(xml_text):
 
 def test_junit_counts_and_failures():
     outs = outcomes()
-    n_failed = sum(not o.passed for o in outs)
-    assert len(outs) == 5 and n_failed == 3  # median on dist_b, min on all (a failed pair), all() on dist_b
+    expected = expected_verdicts()
+    n_tests, n_failed = str(len(expected)), str(sum(not ok for _, ok in expected))
     root = parse(junit_xml(outs, suite_name="quality"))
     assert root.tag == "testsuites"
-    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("5", "3", "0")
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == (n_tests, n_failed, "0")
     (suite,) = root.findall("testsuite")
-    assert (suite.get("name"), suite.get("tests"), suite.get("failures")) == ("quality", "5", "3")
+    assert (suite.get("name"), suite.get("tests"), suite.get("failures")) == ("quality", n_tests, n_failed)
     cases = suite.findall("testcase")
     assert [(c.get("classname"), c.get("name")) for c in cases] == [(o.scope, o.gate_text) for o in outs]
-    for case, o in zip(cases, outs, strict=True):
+    for case, o, (_, ok) in zip(cases, outs, expected, strict=True):
         failure = case.find("failure")
+        assert (failure is None) == ok
         if o.passed:
             assert failure is None
             assert o.reason in case.find("system-out").text
@@ -140,8 +178,14 @@ def test_step_summary_tables():
     assert lpips_b[5:] == ["n/a"] * 6  # nothing to summarise: not 0
     gate_rows = [r for r in rows if len(r) == 5 and r[0] not in ("verdict", "---")]
     assert len(gate_rows) == len(outs)
-    assert [r[0].startswith("✅") for r in gate_rows] == [o.passed for o in outs]
-    assert "### Quality gates: ❌ 3 of 5 failed" in lines
+    expected = expected_verdicts()
+    assert [r[0].startswith("✅") for r in gate_rows] == [ok for _, ok in expected]
+    assert [r[0] == "❌ FAIL" for r in gate_rows] == [not ok for _, ok in expected]
+    n_failed = sum(not ok for _, ok in expected)
+    assert f"### Quality gates: ❌ {n_failed} of {len(expected)} failed" in lines
+    passing = [o for o in outs if o.passed]
+    assert "### Quality gates: ✅ all 2 passed" in github_step_summary(tables, passing).splitlines()
+    assert len(passing) == 2
     assert "Quality gates" not in github_step_summary(tables, [])
 
 
@@ -156,8 +200,8 @@ def unescape_property(s):
 @HYPOTHESIS
 @given(scope=st.text(ANNOTATION_CHARS, max_size=15), reason=st.text(ANNOTATION_CHARS, max_size=40))
 def test_annotations_escape_as_github_requires(scope, reason):
-    outs = [GateOutcome(scope, "p5(psnr) >= 30, 100%", 29.0, False, reason),
-            GateOutcome("ok", "mean(psnr) > 1", 2.0, True, "fine")]
+    outs = [GateOutcome(scope, "p5(psnr) < 30, 100%", 29.0, False, reason),
+            GateOutcome("ok", "mean(psnr) < 1", 2.0, True, "fine")]
     lines = github_annotations(outs)
     assert len(lines) == 1  # passed gates give nothing
     (line,) = lines
@@ -167,14 +211,24 @@ def test_annotations_escape_as_github_requires(scope, reason):
     title, message = m.groups()
     assert "," not in title  # property values cannot hold raw ':' or ','
     assert not re.search(r"%(?!25|0D|0A|3A|2C)", title) and not re.search(r"%(?!25|0D|0A)", message)
-    assert unescape_property(title) == f"Quality gate failed: p5(psnr) >= 30, 100% [{scope}]"
+    assert unescape_property(title) == f"Quality gate failed: p5(psnr) < 30, 100% [{scope}]"
     assert unescape_data(message) == f"{scope}: {reason}"
 
 
 def test_annotation_escaping_example():
-    (line,) = github_annotations([GateOutcome("a,b:c", "mean(psnr) > 1", 0.5, False, "50%\r\nbad")])
-    assert line == ("::error title=Quality gate failed%3A mean(psnr) > 1 [a%2Cb%3Ac]"
+    (line,) = github_annotations([GateOutcome("a,b:c", "mean(psnr) < 1", 0.5, False, "50%\r\nbad")])
+    assert line == ("::error title=Quality gate failed%3A mean(psnr) < 1 [a%2Cb%3Ac]"
                     "::a,b:c: 50%25%0D%0Abad")
-    (line,) = github_annotations([GateOutcome("x\udcff", "mean(psnr) > 1", 0.5, False, "bell\x07")])
+    (line,) = github_annotations([GateOutcome("x\udcff", "mean(psnr) < 1", 0.5, False, "bell\x07")])
     assert line.endswith("::x\\udcff: bell\\x07")
     line.encode("utf-8")  # printable: no lone surrogates left
+
+
+def test_annotations_for_evaluated_gates_are_the_failed_ones():
+    outs = outcomes()
+    lines = github_annotations(outs)
+    failing = [(scope, o) for (scope, ok), o in zip(expected_verdicts(), outs, strict=True) if not ok]
+    assert len(lines) == len(failing)
+    for line, (scope, o) in zip(lines, failing, strict=True):
+        title = f"Quality gate failed: {o.gate_text} [{scope}]".replace(":", "%3A").replace(",", "%2C")
+        assert line.startswith(f"::error title={title}::")

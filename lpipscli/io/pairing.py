@@ -50,11 +50,14 @@ class PairPlan:
         return sum(len(g.pairs) for g in self.groups)
 
     def unmatched_summary(self) -> dict:
+        roots = [r for r in {**self.unmatched_ref, **self.unmatched_dist} if self.unmatched_ref.get(r)
+                 or self.unmatched_dist.get(r)]
         return {
             "unmatched_ref": {k: len(v) for k, v in self.unmatched_ref.items() if v},
             "unmatched_dist": {k: len(v) for k, v in self.unmatched_dist.items() if v},
             "unmatched_examples": {
-                k: v[:_SHOW] for k, v in {**self.unmatched_ref, **self.unmatched_dist}.items() if v
+                r: {"ref": self.unmatched_ref.get(r, [])[:_SHOW], "dist": self.unmatched_dist.get(r, [])[:_SHOW]}
+                for r in roots
             },
         }
 

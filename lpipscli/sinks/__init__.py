@@ -16,7 +16,7 @@ FORMATS = ("csv", "parquet", "jsonl")
 class Sink(Protocol):
     def write(self, rows: list[dict]) -> None: ...
 
-    def close(self, summary: dict | None = None) -> None: ...
+    def close(self, summary: dict | None = None, *, complete: bool | None = None) -> None: ...
 
 
 def format_for(path: str, fmt: str | None) -> str:
@@ -82,8 +82,13 @@ def json_safe(value):
     return value
 
 
-def open_sink(path: str, fmt: str | None, columns: tuple[str, ...], provenance: dict) -> Sink:
-    """Open the sink for ``path`` (``-`` = CSV on stdout)."""
+def open_sink(path: str, fmt: str | None, columns: tuple[str, ...], provenance: dict, *,
+              previous_rows: list[dict] | None = None) -> Sink:
+    """Open the sink for ``path`` (``-`` = CSV on stdout).
+
+    ``previous_rows`` (not None) means ``--resume``: CSV/JSONL files are appended to (they already hold
+    those rows); a Parquet file is rebuilt with them first.
+    """
     fmt = format_for(path, fmt)
     check_writable(path)
     if fmt == "parquet":
@@ -91,7 +96,7 @@ def open_sink(path: str, fmt: str | None, columns: tuple[str, ...], provenance: 
             raise UsageError("Parquet cannot be written to stdout; give a file name")
         from lpipscli.sinks.parquet import ParquetSink
 
-        return ParquetSink(Path(path), columns, provenance)
+        return ParquetSink(Path(path), columns, provenance, previous_rows=previous_rows)
     from lpipscli.sinks.text import CsvSink, JsonlSink
 
-    return (CsvSink if fmt == "csv" else JsonlSink)(path, columns, provenance)
+    return (CsvSink if fmt == "csv" else JsonlSink)(path, columns, provenance, append=previous_rows is not None)
