@@ -264,6 +264,126 @@ def _run_compare(config, output: str, fmt: str | None, quiet: bool, reports: _Re
     return code
 
 
+_GATE_HELP = ("Quality gate, repeatable: fails (exit 1) when the expression is true, e.g. "
+              "'mean(delta_lpips_alex) > 0.005'.")
+
+
+@app.command()
+def diff(
+    base: Annotated[Path, typer.Argument(help="Results of the baseline run (.csv, .parquet, .jsonl).",
+                                         show_default=False)],
+    new: Annotated[Path, typer.Argument(help="Results of the new run.", show_default=False)],
+    output: Annotated[str | None, typer.Option(
+        "--output", "-o", help="Write per-pair deltas here ('-' = stdout).")] = None,
+    fmt: Annotated[Format | None, typer.Option("--format", help="Output format (default: from the extension).")] = None,
+    fail_if: Annotated[list[str] | None, typer.Option("--fail-if", help=_GATE_HELP)] = None,
+    allow_failed: Annotated[bool, typer.Option(
+        help="Let gates pass although pairs failed or vanished from the new run.")] = False,
+    force: Annotated[bool, typer.Option(
+        help="Compare although the runs used settings that change scores (LPIPS version, weights, decoding).")] = False,
+    summary_json: Annotated[Path | None, typer.Option(help="Write the delta summary and gates as JSON.")] = None,
+    junit: Annotated[Path | None, typer.Option(help="Write gate results as JUnit XML.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary table.")] = False,
+) -> None:
+    """Per-pair deltas (new - base) between two result files, summarised and gated like compare.
+
+    Pairs join on (dist_root, ref[, frame]), or on ref alone when each file has one distorted input. Pairs
+    missing from the new run count as failed for the gates.
+    """
+    from rich.console import Console
+
+    from lpipscli.ci import check_output_path, finish
+    from lpipscli.diff import diff_tables
+    from lpipscli.gates import parse_gates
+    from lpipscli.metrics import REGISTRY
+    from lpipscli.results import read_results
+    from lpipscli.sinks import check_writable, format_for, open_sink
+    from lpipscli.summary import print_group_table
+
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+    try:
+        if output is not None:
+            format_for(output, fmt.value if fmt else None)
+            check_writable(output)
+        check_output_path(summary_json, "--summary-json")
+        check_output_path(junit, "--junit")
+        result = diff_tables(read_results(base), read_results(new), force=force)
+        gates = parse_gates(fail_if or [], result.gate_columns)
+        for warning in result.warnings:
+            console.print(f"[yellow]lpips: warning:[/] {escape_text(warning)}", highlight=False, soft_wrap=True)
+        direction = {m: REGISTRY[m].higher_is_better for m in result.metrics if m in REGISTRY}
+        summary = result.summary(direction)
+        if output is not None:
+            sink = open_sink(output, fmt.value if fmt else None, result.columns, result.provenance)
+            sink.write(result.output_rows())
+            sink.close(summary)
+        if not quiet:
+            print_group_table(summary["per_dist_root"], console, title="lpips diff: new - base")
+            counts = result.counts
+            console.print(", ".join(f"{k}: {v}" for k, v in counts.items()), highlight=False)
+        groups, failed, keys = result.groups_for_gates()
+        code, _ = finish(summary=summary, gates=gates, groups=groups, failed=failed, keys=keys,
+                         allow_failed=allow_failed, summary_json=summary_json, junit=junit, console=console,
+                         quiet=quiet)
+    except LpipsCliError as exc:
+        raise _fail(str(exc), exc.exit_code) from None
+    raise typer.Exit(code)
+
+
+@app.command()
+def summary(
+    results: Annotated[Path, typer.Argument(help="A results file written by compare (.csv, .parquet, .jsonl).",
+                                            show_default=False)],
+    fail_if: Annotated[list[str] | None, typer.Option("--fail-if", help=_GATE_HELP)] = None,
+    allow_failed: Annotated[bool, typer.Option(help="Let gates pass although some pairs failed.")] = False,
+    summary_json: Annotated[Path | None, typer.Option(help="Write the summary and gates as JSON.")] = None,
+    worst: Annotated[int, typer.Option(help="How many worst pairs the JSON summary lists per metric.", min=0)] = 5,
+    junit: Annotated[Path | None, typer.Option(help="Write gate results as JUnit XML.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary table.")] = False,
+) -> None:
+    """Re-summarise and re-gate a results file without recomputing anything."""
+    from rich.console import Console
+
+    from lpipscli.ci import check_output_path, finish, worst_rows
+    from lpipscli.gates import parse_gates
+    from lpipscli.metrics import REGISTRY
+    from lpipscli.results import groups_for_gates, metric_columns, read_results, summarize_groups
+    from lpipscli.summary import print_group_table
+
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+    try:
+        check_output_path(summary_json, "--summary-json")
+        check_output_path(junit, "--junit")
+        table = read_results(results)
+        metrics = metric_columns(table, REGISTRY)
+        gates = parse_gates(fail_if or [], metrics)
+        for warning in table.warnings:
+            console.print(f"[yellow]lpips: warning:[/] {escape_text(warning)}", highlight=False, soft_wrap=True)
+        groups, failed, keys = groups_for_gates(table, metrics)
+        direction = {m: REGISTRY[m].higher_is_better for m in metrics if m in REGISTRY}
+        per_root = summarize_groups(groups, failed, direction)
+        worst_pairs = worst_rows(groups, keys, direction, worst)
+        for root, block in per_root.items():
+            for metric, stats in block["metrics"].items():
+                stats["worst"] = worst_pairs[root][metric]
+        summary_dict = {"source": str(results), "pairs": len(table.rows), "complete": table.complete,
+                        "per_dist_root": per_root, "provenance": table.provenance}
+        if not quiet:
+            print_group_table(per_root, console, title=f"lpips summary: {results}")
+        code, _ = finish(summary=summary_dict, gates=gates, groups=groups, failed=failed, keys=keys,
+                         allow_failed=allow_failed, summary_json=summary_json, junit=junit, console=console,
+                         quiet=quiet)
+    except LpipsCliError as exc:
+        raise _fail(str(exc), exc.exit_code) from None
+    raise typer.Exit(code)
+
+
+def escape_text(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
 @app.command("metrics")
 def list_metrics(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,

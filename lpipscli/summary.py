@@ -53,23 +53,31 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def print_summary(summary: dict[str, Any], console) -> None:
-    """Render the summary as a rich table (one row per distorted input and metric)."""
+def print_group_table(per_root: dict[str, Any], console, title: str = "lpips compare: summary") -> None:
+    """A rich table with one row per distorted input and metric (failed pairs counted apart)."""
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title="lpips compare: summary", title_justify="left", show_lines=False)
+    table = Table(title=title, title_justify="left", show_lines=False)
     for name, justify in (("dist_root", "left"), ("metric", "left"), ("count", "right"), ("mean", "right"),
                           ("median", "right"), ("p5", "right"), ("p95", "right"), ("min", "right"),
                           ("max", "right"), ("failed", "right")):
         table.add_column(name, justify=justify)
-    for root, block in summary["per_dist_root"].items():
+    for root, block in per_root.items():
         for key, stats in block["metrics"].items():
-            arrow = "↑" if REGISTRY[key].higher_is_better else "↓"
-            table.add_row(escape(root), f"{key} {arrow}", str(stats["count"] - stats["n_nan"]), _fmt(stats["mean"]),
+            direction = stats.get("higher_is_better")
+            arrow = {True: " ↑", False: " ↓"}.get(direction, "")
+            table.add_row(escape(root), f"{key}{arrow}", str(stats["count"] - stats["n_nan"]), _fmt(stats["mean"]),
                           _fmt(stats["median"]), _fmt(stats["p5"]), _fmt(stats["p95"]), _fmt(stats["min"]),
                           _fmt(stats["max"]), str(block["failed"]))
     console.print(table)
+
+
+def print_summary(summary: dict[str, Any], console) -> None:
+    """Render a compare summary: the table, then what was left unpaired."""
+    from rich.markup import escape
+
+    print_group_table(summary["per_dist_root"], console)
     notes = []
     for kind, counts in summary.get("unmatched", {}).items():
         if kind != "unmatched_examples" and counts:

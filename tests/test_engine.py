@@ -13,7 +13,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 import torch
 from _helpers import distort, smooth_image
 from PIL import Image

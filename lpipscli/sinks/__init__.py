@@ -52,6 +52,9 @@ def check_writable(path: str) -> None:
 def write_atomic(path: Path, text: str) -> None:
     """Write a small text file via a temporary file and rename (readers never see half a file)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

@@ -299,12 +299,15 @@ def badness(values: np.ndarray, lo: float, hi: float, higher_is_worse: bool) -> 
     return t
 
 
+def colour_index(t: np.ndarray) -> np.ndarray:
+    """Colormap indices ``floor(256 t)`` clipped to ``0..255`` (matplotlib's convention), uint8; NaN gives 0."""
+    return np.clip(np.floor(np.nan_to_num(t, nan=0.0) * 256.0), 0, 255).astype(np.uint8)
+
+
 def colorize(t: np.ndarray) -> np.ndarray:
     """``(H, W)`` fractions in ``[0, 1]`` (NaN = no value) to ``(H, W, 3)`` uint8 magma colours."""
-    nan = np.isnan(t)
-    index = np.clip(np.floor(np.where(nan, 0.0, t) * 256.0), 0, 255).astype(np.intp)
-    rgb = MAGMA_LUT[index]
-    rgb[nan] = NODATA_RGB
+    rgb = np.take(MAGMA_LUT, colour_index(t), axis=0)
+    rgb[np.isnan(t)] = NODATA_RGB
     return rgb
 
 
@@ -449,10 +452,11 @@ def dist_root_names(dist_roots: Sequence[str]) -> dict[str, str]:
 
 
 def _check_key(rel_key: str) -> PurePosixPath:
-    key = PurePosixPath(rel_key)
-    if key.is_absolute() or not key.parts or any(p in ("..", ".") for p in key.parts) or "\\" in rel_key:
-        raise ValueError(f"heatmap key {rel_key!r} must be a relative POSIX path without '.' or '..'")
-    return key
+    # "/" separates on every system; "\\" too on Windows (an ordinary character in POSIX file names)
+    parts = rel_key.replace("\\", "/").split("/") if os.sep == "\\" else rel_key.split("/")
+    if "\0" in rel_key or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"heatmap key {rel_key!r} must be a relative POSIX path without '.', '..' or empty parts")
+    return PurePosixPath(*parts)
 
 
 def _suffix(fmt: str) -> str:
@@ -567,6 +571,11 @@ def _write_item(item: _Item, fmt: str, scale: str, panel: bool, legend: bool) ->
             "value_at_0": repr(value_at_0), "value_at_65534": repr(value_at_max), "nodata": str(NODATA_U16),
         })
         image = Image.fromarray(quantise_u16(t))  # mode I;16
+    elif not (panel or legend or np.isnan(t).any()):
+        # a palette PNG of the 256 magma entries: the same colours as RGB, ~3x faster to encode and smaller
+        fields.update({"colormap": COLORMAP, "nodata": f"gray {NODATA_RGB}", "layout": "map"})
+        image = Image.frombytes("P", (t.shape[1], t.shape[0]), colour_index(t).tobytes())
+        image.putpalette(MAGMA_LUT.tobytes())
     else:
         fields.update({"colormap": COLORMAP, "nodata": f"gray {NODATA_RGB}"})
         rgb = colorize(t)
@@ -594,8 +603,8 @@ class HeatmapWriter:
     """Renders and writes heatmaps in a writer thread behind a bounded queue.
 
     Streaming mode (``worst=None``): :meth:`submit` queues the map and returns its path at once; it only
-    blocks while ``queue_size`` maps are already waiting, so at most ``queue_size + 1`` maps (plus their
-    panel images) are held in memory whatever the number of pairs. The path is final as soon as
+    blocks while ``queue_size`` maps are already waiting, so at most ``queue_size + threads`` maps (plus
+    their panel images) are held in memory whatever the number of pairs. The path is final as soon as
     :meth:`close` returns without error.
 
     Worst-K mode (``worst=K``): :meth:`submit` keeps only the ``K`` worst maps per metric (a heap by
@@ -613,7 +622,9 @@ class HeatmapWriter:
         scale: ``fixed`` (the metric's scale, see :func:`map_scale`) or ``auto`` (each map's min..max).
         worst: keep only the K worst maps per metric and write them at :meth:`close`.
         higher_is_better: ``{metric: bool}``, the score direction of every metric (required with ``worst``).
-        queue_size: maps waiting for the writer thread before :meth:`submit` blocks (>= 1).
+        queue_size: maps waiting for the writer threads before :meth:`submit` blocks (>= 1).
+        threads: writer threads (>= 1); PNG encoding releases the GIL, so two or more keep up with a fast
+            device (a 1-megapixel PNG map takes ~60-200 ms to encode on one core).
         legend: append a colour bar with the scale's end values below each ``png`` map.
         dist_roots: the distorted inputs in command-line order; pins their folder names (see
             :func:`dist_root_names`); inputs not listed get names in order of first submission.
@@ -626,7 +637,7 @@ class HeatmapWriter:
     def __init__(self, maps_root: str | os.PathLike, *, fmt: str = "png", panel: bool = False,
                  scale: str = "fixed", worst: int | None = None,
                  higher_is_better: Mapping[str, bool] | None = None, queue_size: int = 32,
-                 legend: bool = False, dist_roots: Sequence[str] = ()):
+                 legend: bool = False, dist_roots: Sequence[str] = (), threads: int = 2):
         _suffix(fmt)
         if scale not in SCALES:
             raise UsageError(f"--heatmap-scale {scale!r}: choose one of {', '.join(SCALES)}")
@@ -636,12 +647,15 @@ class HeatmapWriter:
             raise UsageError(f"--heatmap-worst must be at least 1, got {worst}")
         if queue_size < 1:
             raise UsageError(f"heatmap queue size must be at least 1, got {queue_size}")
+        if threads < 1:
+            raise UsageError(f"heatmap writer threads must be at least 1, got {threads}")
         self.maps_root = Path(maps_root)
         self.fmt, self.panel, self.scale, self.worst, self.legend = fmt, panel, scale, worst, legend
         self.higher_is_better = dict(higher_is_better or {})
         self.queue_size = queue_size
         self._names = _RootNames(dist_roots)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # submit side
+        self._status_lock = threading.Lock()  # writer side: first error, counts
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._heaps: dict[str, list] = {}
         self._seq = 0
@@ -652,8 +666,10 @@ class HeatmapWriter:
         self._result: dict[tuple[str, str, str], str] = {}
         self._written: dict[str, int] = {}
         self._metrics: set[str] = set()
-        self._thread = threading.Thread(target=self._run, name="lpipscli-heatmaps", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, name=f"lpipscli-heatmaps-{i}", daemon=True)
+                         for i in range(threads)]
+        for thread in self._threads:
+            thread.start()
 
     # -- the writer thread ---------------------------------------------------------------------------
 
@@ -668,9 +684,12 @@ class HeatmapWriter:
                 _write_item(item, self.fmt, self.scale, self.panel, self.legend)
             except Exception as exc:  # noqa: BLE001 - every failure becomes the one-line OutputError
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-                self._error = " ".join(f"heatmaps: cannot write {item.path}: {reason}".split())
+                with self._status_lock:
+                    if self._error is None:
+                        self._error = " ".join(f"heatmaps: cannot write {item.path}: {reason}".split())
             else:
-                self._written[item.metric] = self._written.get(item.metric, 0) + 1
+                with self._status_lock:
+                    self._written[item.metric] = self._written.get(item.metric, 0) + 1
 
     def _raise_pending(self) -> None:
         if self._error is not None and not self._error_raised:
@@ -706,6 +725,7 @@ class HeatmapWriter:
             raise ValueError("HeatmapWriter.submit after close()")
         self._raise_pending()
         map_spec(metric)
+        score = None if score is None else float(score)
         values = as_map(map)
         if ref is not None and image_hw is None:
             image_hw = _to_numpy(ref).shape[:2]
@@ -721,15 +741,15 @@ class HeatmapWriter:
                                      f"{values.shape[0]}x{values.shape[1]}")
         else:
             ref_rgb = dist_rgb = None
-        with self._lock:
+        with self._lock:  # names, heaps and counters may be shared by several submitting threads
             path = _path_for(self.maps_root, self._names.name(dist_root), key, metric, self.fmt)
             self._metrics.add(metric)
             item = _Item(metric, dist_root, key, values, score, path, ref_rgb, dist_rgb)
-            if self.worst is None:
-                self._queue.put(item)  # blocks while the queue is full (bounded memory)
-                return str(path)
-            self._keep_if_worst(item)
-            return ""
+            if self.worst is not None:
+                self._keep_if_worst(item)
+                return ""
+        self._queue.put(item)  # blocks while the queue is full (bounded memory)
+        return str(path)
 
     def _keep_if_worst(self, item: _Item) -> None:
         if item.metric not in self.higher_is_better:
@@ -771,8 +791,10 @@ class HeatmapWriter:
             for item in kept:
                 self._queue.put(item)
         finally:
-            self._queue.put(_STOP)
-            self._thread.join()
+            for _ in self._threads:
+                self._queue.put(_STOP)
+            for thread in self._threads:
+                thread.join()
         if self._error is None and not abort:
             self._result = {(i.metric, i.dist_root, i.key): str(i.path) for i in kept}
             try:

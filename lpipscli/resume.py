@@ -1,0 +1,58 @@
+"""`--resume`: find the rows an earlier run already wrote, and check it used the same settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lpipscli.errors import UsageError
+from lpipscli.io.pairing import PairPlan, RefGroup
+from lpipscli.sinks.parquet import journal_path
+
+
+def previous_rows(path: str, fmt: str, settings_hash: str, columns: tuple[str, ...]) -> list[dict]:
+    """Rows already in ``path`` (for Parquet: its journal when a run was killed, else the file).
+
+    Raises:
+        UsageError: writing to stdout, or the existing file was made with other settings or columns.
+    """
+    from lpipscli.results import read_results
+
+    if path == "-":
+        raise UsageError("--resume needs an output file (-o FILE), not stdout")
+    target = Path(path)
+    source = None
+    if fmt == "parquet" and journal_path(target).is_file():
+        source = journal_path(target)
+    elif target.is_file() and target.stat().st_size > 0:
+        source = target
+    if source is None:
+        return []
+    table = read_results(source)
+    provenance = table.provenance
+    if not provenance or "settings_hash" not in provenance:
+        raise UsageError(f"--resume: {source} has no provenance (its .meta.json is missing), so it cannot be "
+                         "checked against this run's settings; write to a new file")
+    if provenance["settings_hash"] != settings_hash:
+        before = provenance.get("metrics", {})
+        raise UsageError(
+            f"--resume: {path} was made with different settings (metrics {', '.join(before) or '?'}, settings hash "
+            f"{provenance['settings_hash'][:12]} vs {settings_hash[:12]} now); use the same options or a new file"
+        )
+    if list(table.columns) != list(columns):
+        raise UsageError(f"--resume: {path} has columns {','.join(table.columns)}, this run writes "
+                         f"{','.join(columns)}; use the same options or a new file")
+    return table.rows
+
+
+def drop_done(pairing: PairPlan, rows: list[dict]) -> int:
+    """Remove pairs that already have a row; returns how many were removed."""
+    done = {(r["dist_root"], r["ref"], r["dist"]) for r in rows}
+    removed = 0
+    groups = []
+    for group in pairing.groups:
+        pairs = tuple(p for p in group.pairs if (p.dist_root, str(p.ref_path), str(p.dist_path)) not in done)
+        removed += len(group.pairs) - len(pairs)
+        if pairs:
+            groups.append(RefGroup(group.key, group.ref_path, pairs))
+    pairing.groups = groups
+    return removed
