@@ -27,4 +27,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'lpipscli' has no attribute {name!r}")
 
 
-__all__ = ["__version__", "lpips", "LPIPS", "psnr", "psnr_y", "mse", "l1", "ssim", "ssim_y", "ssim_matlab", "ms_ssim"]
+__all__ = [
+    "__version__", "lpips", "LPIPS", "psnr", "psnr_y", "mse", "l1", "ssim", "ssim_y", "ssim_matlab", "ms_ssim",
+    "mmd", "mmd_rff", "mmd_pp", "lasi",
+]

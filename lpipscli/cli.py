@@ -46,6 +46,11 @@ class LpipsVersion(str, Enum):
     v00 = "0.0"
 
 
+class MmdNormalize(str, Enum):
+    none = "none"
+    channel_mean = "channel_mean"
+
+
 class Format(str, Enum):
     csv = "csv"
     parquet = "parquet"
@@ -122,6 +127,15 @@ def compare(
     worst: Annotated[int, typer.Option(help="How many worst pairs the JSON summary lists per metric.", min=0)] = 5,
     junit: Annotated[Path | None, typer.Option(help="Write gate results as JUnit XML.")] = None,
     junit_per_pair: Annotated[bool, typer.Option(help="Also one JUnit test case per pair.")] = False,
+    mmd_sigma: Annotated[float | None, typer.Option(
+        help="RBF bandwidth of mmd and mmd_rff on [-1,1] 3x3 patch vectors (default 0.5).", min=0.0)] = None,
+    mmd_normalize: Annotated[MmdNormalize | None, typer.Option(
+        help="Patch normalisation of mmd and mmd_rff: none or channel_mean (DC removal) (default none).")] = None,
+    mmd_features: Annotated[int | None, typer.Option(
+        help="Random Fourier features of mmd_rff (default 1024) and mmd_pp (default 512).", min=1)] = None,
+    mmd_seed: Annotated[int | None, typer.Option(help="Seed of the random features of mmd_rff and mmd_pp "
+                                                     "(default 0).")] = None,
+    lasi_k: Annotated[int | None, typer.Option(help="LASI neighbourhood size (default 10).", min=1)] = None,
     resume: Annotated[bool, typer.Option(
         help="Continue an interrupted run: skip pairs already in the output file and append the rest "
         "(refused when the file was made with other settings).")] = False,
@@ -145,11 +159,30 @@ def compare(
             max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else (max_pixels or None),
         )
         config = _with_lpips_version(config, lpips_version.value)
+        config = _with_metric_options(config, {
+            "mmd": {"sigma": mmd_sigma, "normalize": mmd_normalize.value if mmd_normalize else None},
+            "mmd_rff": {"sigma": mmd_sigma, "normalize": mmd_normalize.value if mmd_normalize else None,
+                        "features": mmd_features, "seed": mmd_seed},
+            "mmd_pp": {"features": mmd_features, "seed": mmd_seed},
+            "lasi": {"k": lasi_k},
+        })
         reports = _Reports(fail_if or [], allow_failed, summary_json, worst, junit, junit_per_pair)
         code = _run_compare(config, output, fmt.value if fmt else None, quiet, reports, resume)
     except LpipsCliError as exc:
         raise _fail(str(exc), exc.exit_code) from None
     raise typer.Exit(code)
+
+
+def _with_metric_options(config, options: dict[str, dict]):
+    """Put the metric options the user gave into the config (for the metrics selected)."""
+    from dataclasses import replace
+
+    params = {k: dict(v) for k, v in config.metric_params.items()}
+    for key, values in options.items():
+        given = {name: value for name, value in values.items() if value is not None}
+        if key in config.metrics and given:
+            params.setdefault(key, {}).update(given)
+    return replace(config, metric_params=params)
 
 
 def _with_lpips_version(config, version: str):
@@ -460,6 +493,8 @@ def weights_download(
 
 def main() -> None:
     """Console-script entry point: errors become one line on stderr and a distinct exit code."""
+    # Idle OpenMP threads yield instead of spinning, so decoding workers and compute share cores well.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         app()
     except KeyboardInterrupt:

@@ -12,10 +12,13 @@ from typing import Any
 
 from lpipscli.config import MetricSpec
 from lpipscli.errors import UsageError
+from lpipscli.metrics import mmd as _mmd
 from lpipscli.metrics import psnr as _psnr
 from lpipscli.metrics import ssim as _ssim
+from lpipscli.metrics.lasi import lasi
 from lpipscli.metrics.lpips import LPIPS, lpips
 from lpipscli.metrics.lpips import MIN_SIDE as _LPIPS_MIN_SIDE
+from lpipscli.metrics.mmd import mmd, mmd_pp, mmd_rff
 from lpipscli.metrics.psnr import l1, mse, psnr, psnr_y
 from lpipscli.metrics.ssim import ms_ssim, ssim, ssim_matlab, ssim_y
 
@@ -112,9 +115,42 @@ register(MetricSpec(
     conventions=_ssim.MS_SSIM_DEFAULTS, cost="small",
 ))
 
+register(MetricSpec(
+    key="mmd", fn=mmd, measures="patch MMD^2 (Amir & Weiss): 3x3 patch distributions in 32x32 windows, exact",
+    value_range="[0, 2]; 0 for identical images", higher_is_better=False, min_side=_mmd.MIN_SIDE["mmd"],
+    params=_mmd.MMD_DEFAULTS, conventions=_mmd.PROVENANCE["mmd"], cost="O(H*W*1024) kernel values",
+))
+register(MetricSpec(
+    key="mmd_rff", fn=mmd_rff, measures="patch MMD^2 by random Fourier features (expectation = mmd), seeded",
+    value_range="[0, ~2]; 0 for identical images", higher_is_better=False, min_side=_mmd.MIN_SIDE["mmd_rff"],
+    params=_mmd.MMD_RFF_DEFAULTS, conventions=_mmd.PROVENANCE["mmd_rff"], cost="O(H*W*features)",
+))
+register(MetricSpec(
+    key="mmd_pp", fn=mmd_pp, measures="MMD++: 0.001 L2 + 0.05 local patch RBF + patch MMD (RFF), seeded",
+    value_range="[0, ~1]; 0 for identical images", higher_is_better=False, min_side=_mmd.MIN_SIDE["mmd_pp"],
+    params=_mmd.MMD_PP_DEFAULTS, conventions=_mmd.PROVENANCE["mmd_pp"], cost="O(H*W*features)",
+))
+register(MetricSpec(
+    key="lasi", input_dtype="float64", fn=lasi,
+    measures="LASI (Severo, Theis, Balle): distance of local linear-prediction weights, exact",
+    value_range="[0, 2]; 0 for identical images", higher_is_better=False, min_side=1,
+    params={"k": 10, "ols_regularization_coef": 1.0},
+    conventions={
+        "ridge_lambda": "coef*80/127.5 (0.62745)", "omega": 0.8, "scale": "[0,1] inputs x 255",
+        "pinv_rtol": "10*k*2^-23 = 1.19e-5 (JAX float32 default)", "param_offset": 1e-6,
+        "unit_normalize_features": True,
+        "neighbourhood": "k L1-nearest previous elements, raster order, channel fastest, ties by flat index, "
+                         "missing = 0",
+        "evaluation": "exact O(N k^2), float64", "reference": "dsevero/Linear-Autoregressive-Similarity-Index bcac40c",
+        "min_elements": "H*W*C > k",
+    },
+    differentiable=False, cost="O(H*W*C*k^2)",
+))
+
 DEFAULT_METRICS = ("lpips_alex", "ssim", "psnr")
 
 __all__ = [
     "REGISTRY", "DEFAULT_METRICS", "MetricSpec", "register", "resolve_params",
     "LPIPS", "lpips", "psnr", "psnr_y", "mse", "l1", "ssim", "ssim_y", "ssim_matlab", "ms_ssim",
+    "mmd", "mmd_rff", "mmd_pp", "lasi",
 ]

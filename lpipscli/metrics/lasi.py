@@ -1,0 +1,363 @@
+"""LASI, the Linear Autoregressive Similarity Index (Severo, Theis, Balle, ICLR 2024), evaluated exactly.
+
+Every element ``i`` of an image (raster order, channel index fastest) gets a weighted least-squares
+predictor ``p_i`` from its ``k`` nearest causal neighbours, fitted on *all* previous elements of the
+image with weights ``0.8 ** L1(i, j)``; the embedding is ``p_i`` made unit length, and LASI is the mean
+distance between the embeddings of the two images.
+
+The official code materialises every ``(i, j)`` pair (``O(N**2 k**2)`` memory: out of memory at 64x64
+RGB). Here the weight factorises as ``0.8**|dh| * 0.8**|dw| * 0.8**|dc|`` and the set of previous
+elements is ``{h' < h} + {h' = h, w' < w} + {h' = h, w' = w, c' < c}``, so every sum is a chain of
+first-order recursions along channels, columns and rows: ``O(N k**2)`` time, computed in float64 with
+rescaled cumulative sums, in blocks of rows so that the working memory stays bounded. The result is
+the same quantity, not an approximation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from lpipscli.errors import MetricInputError
+from lpipscli.metrics._checks import check_pair
+
+__all__ = ["causal_neighbourhood", "lasi"]
+
+_NAME = "lasi"
+#: Weight decay per unit of L1 distance, hard-coded in the official code.
+_OMEGA = 0.8
+#: float32 machine epsilon: JAX's default pinv cut-off is ``10 * max(m, n) * eps`` of float32 inputs.
+_EPS_F32 = 2.0**-23
+#: LASI is defined on the [0, 255] scale (the regulariser is fixed, the pinv cut-off relative).
+_SCALE = 255.0
+#: Offset added to every parameter before normalisation (official ``compute_distance``).
+_PARAM_OFFSET = 1e-6
+#: Safety factor on the certificate that no singular value falls below the pinv cut-off.
+_CERTIFY_MARGIN = 1.001
+#: Image elements (rows x W x C) per block of rows. The working set (about 70 float64 features per
+#: element, a few arrays of them, for each image of the batch) then stays in cache on a CPU; on a GPU
+#: larger blocks mean fewer kernel launches. Results do not depend on the batch composition.
+_ROW_BLOCK_ELEMENTS = {"cpu": 1 << 14, "cuda": 1 << 16}
+#: Longest run of one rescaled cumulative sum: 0.8**-1023 ~ 6e98 keeps every rescaled value far from
+#: float64 overflow (and 0.8**1023 from underflow).
+_SCAN_BLOCK = 1024
+
+
+def _candidate_offsets(k: int, channels: int, device: torch.device) -> Tensor:
+    """All causal offsets within L1 distance ``k``, in neighbour order.
+
+    The order is the official one: L1 distance first, then the flat index of the neighbour, which for
+    in-range offsets is the lexicographic order of ``(dh, dw, dc)``. A predecessor at distance ``d``
+    implies ``d`` predecessors at distances ``1..d`` (walk towards it first along the axis that makes it
+    causal), so the ``k`` nearest predecessors always lie within distance ``k``.
+
+    Returns:
+        ``(M, 3)`` long tensor of ``(dh, dw, dc)``.
+    """
+    dh, dw, dc = torch.meshgrid(
+        torch.arange(-k, 1, device=device),
+        torch.arange(-k, k + 1, device=device),
+        torch.arange(-(channels - 1), channels, device=device),
+        indexing="ij",
+    )
+    dh, dw, dc = dh.reshape(-1), dw.reshape(-1), dc.reshape(-1)
+    dist = -dh + dw.abs() + dc.abs()
+    causal = (dh < 0) | ((dh == 0) & (dw < 0)) | ((dh == 0) & (dw == 0) & (dc < 0))
+    keep = causal & (dist <= k)
+    dh, dw, dc, dist = dh[keep], dw[keep], dc[keep], dist[keep]
+    key = ((dist * (k + 1) + dh + k) * (2 * k + 1) + dw + k) * (2 * channels - 1) + dc + channels - 1
+    order = torch.argsort(key)
+    return torch.stack([dh, dw, dc], dim=-1)[order]
+
+
+def _stencil_tables(
+    height: int, width: int, channels: int, k: int, device: torch.device
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Neighbourhoods per border class: the set only depends on ``min(h, k)``, on the distances to the
+    left and right borders clipped at ``k``, and on the channel.
+
+    Returns:
+        ``row_class (H,)``, ``col_class (W,)``, ``offsets (R, Q, C, k, 3)`` as ``(dh, dw, dc)`` (zero
+        where missing) and ``found (R, Q, C, k)`` (False where the neighbour does not exist).
+    """
+    cand = _candidate_offsets(k, channels, device)
+    dh, dw, dc = cand.unbind(-1)
+    rows = torch.arange(min(height, k + 1), device=device)
+    w = torch.arange(width, device=device)
+    col_key = torch.stack([w.clamp(max=k), (width - 1 - w).clamp(max=k)], dim=-1)
+    col_values, col_class = torch.unique(col_key, dim=0, return_inverse=True)
+    c = torch.arange(channels, device=device)
+    ok_h = dh[None, :] >= -rows[:, None]
+    ok_w = (dw[None, :] >= -col_values[:, :1]) & (dw[None, :] <= col_values[:, 1:])
+    ok_c = (c[:, None] + dc[None, :] >= 0) & (c[:, None] + dc[None, :] < channels)
+    valid = ok_h[:, None, None, :] & ok_w[None, :, None, :] & ok_c[None, None, :, :]
+    # First k existing candidates, in candidate order (a stable sort keeps that order).
+    pick = torch.sort((~valid).to(torch.uint8), dim=-1, stable=True).indices[..., :k]
+    found = valid.gather(-1, pick)
+    offsets = cand[pick] * found[..., None]
+    row_class = torch.arange(height, device=device).clamp(max=k)
+    return row_class, col_class.reshape(-1), offsets, found
+
+
+def causal_neighbourhood(
+    height: int, width: int, channels: int, k: int = 10, *, device: torch.device | str | None = None
+) -> tuple[Tensor, Tensor]:
+    """The causal neighbourhood LASI uses for every element of an ``H x W x C`` image.
+
+    The neighbours of element ``(h, w, c)`` are the ``k`` previous elements (raster order, channel
+    fastest) nearest in L1 distance ``|dh| + |dw| + |dc|``, ties broken by the smaller flat index; near
+    the borders the set is re-selected, and when fewer than ``k`` previous elements exist the list is
+    padded with missing entries (value 0 in LASI).
+
+    Args:
+        height: image height ``H``.
+        width: image width ``W``.
+        channels: ``C`` (1 gray, 3 RGB).
+        k: neighbourhood size.
+        device: where to build the tables.
+
+    Returns:
+        ``offsets (H, W, C, k, 3)`` long, ``(dh, dw, dc)`` per neighbour in the official order (zero where
+        missing), and ``found (H, W, C, k)`` bool.
+
+    Matches:
+        ``LASI.compute_all_l1_mask_idxs`` of dsevero/Linear-Autoregressive-Similarity-Index (stable
+        argsort of masked L1 distances); a 2-D gray image is ``channels=1``.
+    """
+    device = torch.device("cpu") if device is None else torch.device(device)
+    row_class, col_class, offsets, found = _stencil_tables(height, width, channels, k, device)
+    index = (row_class[:, None], col_class[None, :])
+    return offsets[index], found[index]
+
+
+def _decay_cumsum(x: Tensor, dim: int, omega: float, powers: tuple[Tensor, Tensor]) -> Tensor:
+    """Inclusive decayed running sum ``y[t] = sum_{s <= t} omega**(t - s) x[s]`` along ``dim``.
+
+    Computed as rescaled cumulative sums ``omega**t * cumsum(omega**-t * x)`` over runs of at most
+    ``_SCAN_BLOCK`` entries, chained by ``y[t] += omega**(t - t0 + 1) * y[t0 - 1]``. The rounding error
+    stays a few ulps (times the run length) of ``sum_s omega**(t - s) |x[s]|``, whatever the rescaling.
+
+    Args:
+        x: float64 tensor.
+        dim: scan dimension.
+        omega: decay per step.
+        powers: ``(omega**-t, omega**t)`` for ``t < _SCAN_BLOCK``.
+    """
+    up, down = powers
+    length = x.shape[dim]
+    out = torch.empty_like(x)
+    shape = [1] * x.dim()
+    previous = None
+    for start in range(0, length, _SCAN_BLOCK):
+        size = min(_SCAN_BLOCK, length - start)
+        shape[dim] = size
+        decay = down[:size].reshape(shape)
+        y = out.narrow(dim, start, size)
+        torch.mul(x.narrow(dim, start, size), up[:size].reshape(shape), out=y)
+        y.cumsum_(dim).mul_(decay)
+        if previous is not None:
+            y.add_(previous * decay, alpha=omega)
+        previous = y.narrow(dim, size - 1, 1)
+    return out
+
+
+def _pinv_solve(mat: Tensor, rhs: Tensor, rtol: float) -> Tensor:
+    """``pinv(mat) @ rhs`` for symmetric ``mat`` with JAX's cut-off: singular values ``<= rtol * s_max``
+    are dropped.
+
+    The singular values of a symmetric matrix are its ``|eigenvalues|``, so ``pinv = V diag(1/lambda) V^T``
+    over the kept ones. Most matrices of natural images drop nothing, and for those the pseudo-inverse
+    is the inverse: a Cholesky factorisation gives ``A^-1`` and the certificate ``lambda_min >=
+    1/||A^-1||_F > rtol ||A||_F >= rtol lambda_max`` (with a 0.1 % margin). Only the others (flat regions,
+    failed factorisations) go through the eigendecomposition, which costs several times more.
+
+    Args:
+        mat: ``(M, k, k)`` symmetric float64.
+        rhs: ``(M, k)``.
+        rtol: relative cut-off.
+
+    Returns:
+        ``(M, k)``.
+    """
+    chol, info = torch.linalg.cholesky_ex(mat)
+    inverse = torch.cholesky_inverse(chol)
+    lower = torch.linalg.matrix_norm(inverse).reciprocal()
+    upper = torch.linalg.matrix_norm(mat)
+    certified = (info == 0) & (lower > (_CERTIFY_MARGIN * rtol) * upper)
+    out = torch.einsum("mab,mb->ma", inverse, rhs)
+    rest = (~certified).nonzero().squeeze(-1)
+    if rest.numel():
+        evals, evecs = torch.linalg.eigh(mat[rest])
+        mag = evals.abs()
+        keep = mag > rtol * mag.amax(dim=-1, keepdim=True)
+        inv = torch.where(keep, evals.reciprocal(), torch.zeros_like(evals))
+        coef = torch.einsum("mab,ma->mb", evecs, rhs[rest]) * inv
+        out[rest] = torch.einsum("mab,mb->ma", evecs, coef)
+    return out
+
+
+def _embed(sums: Tensor, k: int, lam: float, rtol: float) -> Tensor:
+    """Unit-norm LASI embeddings from the weighted sums.
+
+    Args:
+        sums: ``(..., k(k+1)/2 + k)``: upper triangle (row by row) of ``sum_j w_ij n_j n_j^T``, then
+            ``sum_j w_ij x_j n_j``.
+        k: neighbourhood size.
+        lam: ridge term added to the diagonal.
+        rtol: relative pinv cut-off.
+
+    Returns:
+        ``(..., k)``: ``e = (pinv(A) b + 1e-6) / ||pinv(A) b + 1e-6||``.
+    """
+    batch_shape = sums.shape[:-1]
+    flat = sums.reshape(-1, sums.shape[-1])
+    n_tri = k * (k + 1) // 2
+    ia, ib = torch.triu_indices(k, k, device=sums.device)
+    position = torch.empty(k, k, dtype=torch.long, device=sums.device)
+    position[ia, ib] = torch.arange(n_tri, device=sums.device)
+    position[ib, ia] = torch.arange(n_tri, device=sums.device)
+    mat = flat[:, position.reshape(-1)].reshape(-1, k, k)
+    mat.diagonal(dim1=-2, dim2=-1).add_(lam)
+    params = _pinv_solve(mat, flat[:, n_tri:], rtol) + _PARAM_OFFSET
+    params = params / torch.linalg.vector_norm(params, dim=-1, keepdim=True)
+    return params.reshape(*batch_shape, k)
+
+
+def lasi(ref: Tensor, dist: Tensor, *, k: int = 10, ols_regularization_coef: float = 1.0) -> Tensor:
+    """Linear Autoregressive Similarity Index between two batches of images (exact evaluation).
+
+    Both images are scaled to [0, 255] (the scale LASI is defined on). For every element ``i`` (raster
+    order over ``(h, w, c)``, channel fastest): ``n_j`` = values of the ``k`` causal neighbours of ``j``
+    (see :func:`causal_neighbourhood`; missing ones are 0), ``A_i = sum_{j<i} 0.8**L1(i,j) n_j n_j^T +
+    lambda I`` with ``lambda = coef * 80 / 127.5``, ``b_i = sum_{j<i} 0.8**L1(i,j) x_j n_j`` over all
+    previous elements of the image, ``p_i = pinv(A_i) b_i`` with JAX's cut-off (singular values
+    ``<= 10 k 2**-23 s_max`` dropped), ``e_i = (p_i + 1e-6) / ||p_i + 1e-6||``, and
+    ``LASI = mean_i ||e_i(ref) - e_i(dist)||`` over all ``H*W*C`` elements.
+
+    Args:
+        ref: ``(N, C, H, W)`` float tensor, values in ``[0, 1]``, ``C`` 1 (gray) or 3 (RGB).
+        dist: same shape as ``ref``.
+        k: neighbourhood size (pinned: 10, as in the official README and evaluation).
+        ols_regularization_coef: scales the ridge term ``80 / 127.5`` (pinned: 1.0).
+
+    Returns:
+        ``(N,)`` tensor in ``ref``'s dtype; 0 for identical images, lower is more similar, at most 2.
+        Computed in float64 without gradients (not usable as a training loss).
+
+    Raises:
+        MetricInputError: on invalid tensors, a bad ``k``, or images with ``H*W*C <= k`` elements.
+
+    Matches:
+        ``LASI(shape, neighborhood_size=10).compute_distance(x, y)`` of
+        dsevero/Linear-Autoregressive-Similarity-Index (bcac40c) on float ``(H, W, C)`` arrays in
+        [0, 255] (``(H, W)`` for gray); computed in float64 where the official code uses float32
+        (differences of about 1e-6 to 1e-4 relative). Feed it float arrays: with uint8 input the
+        official code overflows (the README's 1.3693 for the egg pair is that artefact; float gives
+        0.2120).
+
+    References:
+        D. Severo, L. Theis, J. Balle, "The Unreasonable Effectiveness of Linear Prediction as a
+        Perceptual Metric", ICLR 2024, https://openreview.net/forum?id=e4FG5PJ9uC
+    """
+    check_pair(ref, dist, name=_NAME)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise MetricInputError(f"{_NAME}: k must be a positive integer, got {k!r}")
+    coef = float(ols_regularization_coef)
+    if not math.isfinite(coef):
+        raise MetricInputError(f"{_NAME}: ols_regularization_coef must be finite, got {coef!r}")
+    batch, channels, height, width = ref.shape
+    numel = channels * height * width
+    if numel <= k:
+        raise MetricInputError(
+            f"{_NAME} needs more than k={k} elements per image (H*W*C), got {width}x{height}x{channels} "
+            f"= {numel}; minimum {k + 1}"
+        )
+    with torch.no_grad():
+        total = _lasi_sums(ref, dist, k, coef)
+    return (total / numel).to(ref.dtype)
+
+
+def _lasi_sums(ref: Tensor, dist: Tensor, k: int, coef: float) -> Tensor:
+    """Sum over all elements of ``||e_i(ref) - e_i(dist)||``, ``(N,)`` float64 (inputs already checked)."""
+    batch, channels, height, width = ref.shape
+    numel = channels * height * width
+    device = ref.device
+    dtype = torch.float64
+    omega = _OMEGA
+    lam = coef * 80.0 / 127.5
+    rtol = 10.0 * k * _EPS_F32
+
+    # (2N, H, W, C) on [0, 255]: flat indices follow raster order, channel fastest. A trailing 0 stands
+    # for the missing neighbours.
+    images = torch.cat([ref, dist]).to(dtype).mul(_SCALE).permute(0, 2, 3, 1).contiguous()
+    flat_images = torch.cat([images.reshape(2 * batch, numel), images.new_zeros(2 * batch, 1)], dim=1)
+
+    row_class, col_class, offsets, found = _stencil_tables(height, width, channels, k, device)
+    strides = torch.tensor([width * channels, channels, 1], device=device)
+    # (R, C, Q, k): flat offset of each neighbour, per border class; missing ones point at the 0.
+    flat_delta = torch.where(found, (offsets * strides).sum(-1), numel).permute(0, 2, 1, 3)
+    chan = torch.arange(channels, device=device)
+    n_tri = k * (k + 1) // 2
+    n_feat = n_tri + k
+
+    steps = torch.arange(_SCAN_BLOCK, device=device, dtype=dtype)
+    powers = (torch.pow(omega, -steps), torch.pow(omega, steps))
+    gap = chan[:, None] - chan[None, :]
+    # Channel weights: every channel of a pixel (seen from the other pixels), and the earlier channels
+    # only (seen from the same pixel).
+    mix_all = torch.pow(omega, gap.abs().to(dtype))
+    mix_before = torch.pow(omega, gap.to(dtype)) * (gap > 0)
+
+    # Working layout (2N, rows, C, W, features): the order of the elements inside a block does not
+    # matter (both images use the same one), and channel slabs are contiguous.
+    block_elements = _ROW_BLOCK_ELEMENTS.get(device.type, _ROW_BLOCK_ELEMENTS["cpu"])
+    rows_per_block = max(1, block_elements // (width * channels))
+    # carry = sum over the rows above the block of 0.8**(h - h') * (row total at h'), h = its first row.
+    carry = images.new_zeros(2 * batch, channels, width, n_feat)
+    total = images.new_zeros(batch)
+    for h0 in range(0, height, rows_per_block):
+        n_rows = min(rows_per_block, height - h0)
+        block_rows = row_class[h0 : h0 + n_rows]
+        delta = flat_delta[block_rows[:, None, None], chan[None, :, None], col_class[None, None, :]]
+        here = torch.arange(h0 * width * channels, (h0 + n_rows) * width * channels, device=device)
+        here = here.reshape(n_rows, width, channels).transpose(1, 2)
+        index = torch.where(delta < numel, here[..., None] + delta, numel)  # (L, C, W, k)
+        neigh = flat_images[:, index]  # (2N, L, C, W, k)
+        values = flat_images[:, here]  # (2N, L, C, W)
+
+        # Per element j: upper triangle of n_j n_j^T (row by row), then x_j n_j.
+        feats = neigh.new_empty(*neigh.shape[:-1], n_feat)
+        col = 0
+        for a in range(k):
+            torch.mul(neigh[..., a : a + 1], neigh[..., a:], out=feats[..., col : col + k - a])
+            col += k - a
+        torch.mul(values[..., None], neigh, out=feats[..., n_tri:])
+        del neigh, values
+
+        slabs = feats.reshape(2 * batch * n_rows, channels, width * n_feat)
+        pix = torch.matmul(mix_all, slabs).reshape(feats.shape) if channels > 1 else feats
+        # Columns: the earlier pixels of the row (left), and the whole row (for the rows below).
+        forward = _decay_cumsum(pix, 3, omega, powers)
+        backward = _decay_cumsum(pix.flip(3), 3, omega, powers).flip(3)
+        sums = torch.sub(forward, pix)
+        if channels > 1:
+            sums += torch.matmul(mix_before, slabs).reshape(feats.shape)
+        del feats, slabs
+        row_total = forward.add_(backward).sub_(pix)
+        del backward, pix, forward
+        # Rows: every earlier row, through the carry from the blocks above.
+        down = _decay_cumsum(row_total, 1, omega, powers)
+        del row_total
+        sums.addcmul_(carry[:, None], powers[1][:n_rows].reshape(1, -1, 1, 1, 1))
+        sums[:, 1:].add_(down[:, :-1], alpha=omega)
+        carry.mul_(omega**n_rows).add_(down[:, -1], alpha=omega)
+        del down
+
+        emb = _embed(sums, k, lam, rtol)
+        del sums
+        gaps = torch.linalg.vector_norm(emb[:batch] - emb[batch:], dim=-1)
+        total += gaps.reshape(batch, -1).sum(-1)
+
+    return total

@@ -1,0 +1,296 @@
+"""LASI: the exact O(N k^2) evaluation against a brute-force O(N^2 k^2) implementation of the definition.
+
+The brute force below follows the official JAX code (dsevero/Linear-Autoregressive-Similarity-Index,
+``lasi/lasi.py``) step by step, in float64 NumPy: neighbourhoods by a stable argsort of masked L1
+distances over every element, ``A_i`` and ``b_i`` as sums over every previous element, and ``pinv``
+through an SVD with JAX's default cut-off.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import lpipscli.metrics.lasi as lasi_module
+from lpipscli.errors import MetricInputError
+from lpipscli.metrics.lasi import causal_neighbourhood, lasi
+
+TOLERANCES = {
+    # float64 here and there; the spec asks <= 1e-4 relative (its float32 reference needs that much).
+    "brute_force_rtol": 1e-6,
+    # A wrong cut-off must move the value by far more than the tolerance above.
+    "cutoff_effect_min_rtol": 1e-3,
+    "identity_atol": 1e-12,
+    "symmetry_atol": 1e-12,
+    "batched_atol": 1e-12,
+}
+
+JAX_RTOL_K10 = 10 * 10 * 2.0**-23  # jnp.linalg.pinv default: 10 * max(m, n) * eps(float32)
+
+# Interior stencils from the spec (METRICS.md section 5), as (dh, dw, dc) in neighbour order.
+RGB_STENCILS = {
+    0: [
+        (-1, 0, 0),
+        (0, -1, 0),
+        (-2, 0, 0),
+        (-1, -1, 0),
+        (-1, 0, 1),
+        (-1, 1, 0),
+        (0, -2, 0),
+        (0, -1, 1),
+        (-3, 0, 0),
+        (-2, -1, 0),
+    ],
+    1: [
+        (-1, 0, 0),
+        (0, -1, 0),
+        (0, 0, -1),
+        (-2, 0, 0),
+        (-1, -1, 0),
+        (-1, 0, -1),
+        (-1, 0, 1),
+        (-1, 1, 0),
+        (0, -2, 0),
+        (0, -1, -1),
+    ],
+    2: [
+        (-1, 0, 0),
+        (0, -1, 0),
+        (0, 0, -1),
+        (-2, 0, 0),
+        (-1, -1, 0),
+        (-1, 0, -1),
+        (-1, 1, 0),
+        (0, -2, 0),
+        (0, -1, -1),
+        (0, 0, -2),
+    ],
+}
+GRAY_STENCIL = [(-1, 0), (0, -1), (-2, 0), (-1, -1), (-1, 1), (0, -2), (-3, 0), (-2, -1), (-2, 1), (-1, -2)]
+
+
+# --------------------------------------------------------------------------- brute force (definition)
+def _brute_neighbourhood(shape: tuple[int, ...], k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Official ``compute_all_l1_mask_idxs``: per element, stable argsort of L1 distances to the earlier ones."""
+    n = int(np.prod(shape))
+    coords = np.stack(np.unravel_index(np.arange(n), shape), axis=-1)
+    l1 = np.abs(coords[:, None, :] - coords[None, :, :]).sum(-1)
+    earlier = np.arange(n)[None, :] < np.arange(n)[:, None]
+    masked = np.where(earlier, l1.astype(float), np.inf)
+    order = np.argsort(masked, axis=1, kind="stable")[:, :k]
+    found = np.take_along_axis(masked, order, axis=1) < np.inf
+    return order, found, coords
+
+
+def _brute_embeddings(img: np.ndarray, k: int = 10, coef: float = 1.0, rtol: float = JAX_RTOL_K10) -> np.ndarray:
+    """``(N, k)`` unit embeddings of an ``(H, W, C)`` or ``(H, W)`` float image on [0, 255]."""
+    n = img.size
+    order, found, coords = _brute_neighbourhood(img.shape, k)
+    flat = img.reshape(-1)
+    neigh = np.where(found, flat[order], 0.0)  # missing neighbours are 0
+    outer = neigh[:, :, None] * neigh[:, None, :]
+    target = flat[:, None] * neigh
+    l1 = np.abs(coords[:, None, :] - coords[None, :, :]).sum(-1)
+    earlier = np.arange(n)[None, :] < np.arange(n)[:, None]
+    weights = np.where(earlier, 0.8**l1, 0.0)
+    mats = np.einsum("ij,jab->iab", weights, outer) + coef * 80 / 127.5 * np.eye(k)
+    rhs = weights @ target
+    u, s, vh = np.linalg.svd(mats)
+    s_inv = np.where(s > rtol * s[:, :1], 1.0 / s, 0.0)
+    params = np.einsum("iab,ia->ib", vh, s_inv * np.einsum("ija,ij->ia", u, rhs)) + 1e-6
+    return params / np.linalg.norm(params, axis=1, keepdims=True)
+
+
+def _brute_lasi(x: np.ndarray, y: np.ndarray, **kwargs) -> float:
+    return float(np.linalg.norm(_brute_embeddings(x, **kwargs) - _brute_embeddings(y, **kwargs), axis=1).mean())
+
+
+# --------------------------------------------------------------------------- inputs
+def _smooth_noise(height: int, width: int, channels: int, seed: int, noise: float = 0.05) -> np.ndarray:
+    """Seeded ``(H, W, C)`` image in [0, 1]: a smooth pattern plus noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    phase = rng.uniform(0, 2 * np.pi, size=2)
+    base = 0.5 + 0.25 * np.sin(xx / 3.0 + phase[0]) * np.cos(yy / 4.0 + phase[1])
+    img = base[..., None] * np.linspace(1.0, 0.8, channels) + noise * rng.standard_normal((height, width, channels))
+    return np.clip(img, 0.0, 1.0)
+
+
+def _to_tensor(img: np.ndarray) -> torch.Tensor:
+    """``(H, W, C)`` -> ``(1, C, H, W)`` float64."""
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None]
+
+
+def _brute_on_unit(img: np.ndarray, **kwargs) -> np.ndarray:
+    """The brute force on the [0, 255] scale; gray images as 2-D arrays, as the official code takes them."""
+    scaled = img * 255.0
+    return scaled[..., 0] if img.shape[-1] == 1 else scaled
+
+
+# --------------------------------------------------------------------------- neighbourhoods
+@pytest.mark.parametrize("channel", [0, 1, 2])
+def test_interior_rgb_stencil_matches_spec(channel):
+    offsets, found = causal_neighbourhood(12, 12, 3, 10)
+    assert found[6, 6, channel].all()
+    assert [tuple(o) for o in offsets[6, 6, channel].tolist()] == RGB_STENCILS[channel]
+
+
+def test_interior_gray_stencil_matches_spec():
+    offsets, found = causal_neighbourhood(12, 12, 1, 10)
+    assert found[6, 6, 0].all()
+    assert [tuple(o[:2]) for o in offsets[6, 6, 0].tolist()] == GRAY_STENCIL
+    assert (offsets[..., 2] == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "channels", "k"),
+    [
+        (6, 7, 3, 10),
+        (13, 12, 1, 10),
+        (2, 7, 1, 10),
+        (14, 1, 1, 10),
+        (1, 12, 1, 10),
+        (3, 4, 3, 10),
+        (4, 5, 3, 3),
+        (6, 6, 1, 20),
+    ],
+)
+def test_neighbourhood_matches_brute_force_everywhere(height, width, channels, k):
+    offsets, found = causal_neighbourhood(height, width, channels, k)
+    order, want_found, coords = _brute_neighbourhood((height, width, channels), k)
+    want_offsets = coords[order] - coords[:, None, :]
+    got_found = found.reshape(-1, k).numpy()
+    np.testing.assert_array_equal(got_found, want_found)
+    got = offsets.reshape(-1, k, 3).numpy()
+    keep = want_found[..., None]
+    np.testing.assert_array_equal(np.where(keep, got, 0), np.where(keep, want_offsets, 0))
+
+
+# --------------------------------------------------------------------------- values
+@pytest.mark.parametrize(
+    ("height", "width", "channels"),
+    [(8, 8, 3), (12, 9, 1), (16, 16, 3), (5, 13, 3), (2, 9, 1)],
+)
+def test_matches_brute_force(height, width, channels):
+    x = _smooth_noise(height, width, channels, seed=1)
+    y = _smooth_noise(height, width, channels, seed=2)
+    want = _brute_lasi(_brute_on_unit(x), _brute_on_unit(y))
+    got = lasi(_to_tensor(x), _to_tensor(y))
+    assert got.shape == (1,)
+    assert got.item() == pytest.approx(want, rel=TOLERANCES["brute_force_rtol"])
+
+
+@pytest.mark.parametrize(("height", "width", "channels"), [(9, 11, 3), (10, 7, 1)])
+def test_matches_brute_force_across_blocks(monkeypatch, height, width, channels):
+    """Tiny row blocks and scan runs: the carries between blocks must be exact too."""
+    monkeypatch.setattr(lasi_module, "_ROW_BLOCK_ELEMENTS", {"cpu": 2 * width * channels, "cuda": 1})
+    monkeypatch.setattr(lasi_module, "_SCAN_BLOCK", 3)
+    x = _smooth_noise(height, width, channels, seed=3)
+    y = _smooth_noise(height, width, channels, seed=4)
+    want = _brute_lasi(_brute_on_unit(x), _brute_on_unit(y))
+    assert lasi(_to_tensor(x), _to_tensor(y)).item() == pytest.approx(want, rel=TOLERANCES["brute_force_rtol"])
+
+
+def _blocky(height: int, width: int, channels: int, seed: int) -> np.ndarray:
+    """Seeded 8-bit image of flat 4x4 blocks (JPEG-like), in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    levels = rng.integers(40, 220, size=(height // 4 + 1, width // 4 + 1, channels))
+    return np.repeat(np.repeat(levels, 4, axis=0), 4, axis=1)[:height, :width].astype(float) / 255.0
+
+
+@pytest.mark.parametrize("certify", [True, False])
+def test_pinv_cutoff_is_jax_default(monkeypatch, certify):
+    """Flat blocks put small singular values below the cut-off: only JAX's cut-off matches.
+
+    ``certify=False`` sends every matrix through the eigendecomposition instead of the Cholesky path.
+    """
+    if not certify:
+        monkeypatch.setattr(lasi_module, "_CERTIFY_MARGIN", float("inf"))
+    x, y = _blocky(12, 12, 3, seed=3), _blocky(12, 12, 3, seed=4)
+    got = lasi(_to_tensor(x), _to_tensor(y)).item()
+    want = _brute_lasi(x * 255.0, y * 255.0)
+    for other_rtol in (1e-15, 10 * 2.0**-23):  # no cut-off; torch.linalg.pinv's float32 default
+        other = _brute_lasi(x * 255.0, y * 255.0, rtol=other_rtol)
+        assert abs(other - want) > TOLERANCES["cutoff_effect_min_rtol"] * want  # the case is sensitive
+    assert got == pytest.approx(want, rel=TOLERANCES["brute_force_rtol"])
+
+
+@pytest.mark.parametrize("certify", [True, False])
+def test_both_solvers_match_on_noisy_images(monkeypatch, certify):
+    if not certify:
+        monkeypatch.setattr(lasi_module, "_CERTIFY_MARGIN", float("inf"))
+    x = _smooth_noise(9, 8, 3, seed=21)
+    y = _smooth_noise(9, 8, 3, seed=22)
+    want = _brute_lasi(x * 255.0, y * 255.0)
+    assert lasi(_to_tensor(x), _to_tensor(y)).item() == pytest.approx(want, rel=TOLERANCES["brute_force_rtol"])
+
+
+def test_settings_are_passed_through():
+    x = _smooth_noise(7, 6, 3, seed=7)
+    y = _smooth_noise(7, 6, 3, seed=8)
+    want = _brute_lasi(_brute_on_unit(x), _brute_on_unit(y), k=4, coef=2.5, rtol=10 * 4 * 2.0**-23)
+    got = lasi(_to_tensor(x), _to_tensor(y), k=4, ols_regularization_coef=2.5)
+    assert got.item() == pytest.approx(want, rel=TOLERANCES["brute_force_rtol"])
+
+
+# --------------------------------------------------------------------------- properties
+def test_identity_is_zero():
+    x = _to_tensor(_smooth_noise(10, 12, 3, seed=9)).float()
+    got = lasi(x, x.clone())
+    assert got.shape == (1,)
+    assert got.item() == pytest.approx(0.0, abs=TOLERANCES["identity_atol"])
+
+
+def test_symmetric():
+    x = _to_tensor(_smooth_noise(9, 10, 3, seed=10))
+    y = _to_tensor(_smooth_noise(9, 10, 3, seed=11))
+    assert lasi(x, y).item() == pytest.approx(lasi(y, x).item(), abs=TOLERANCES["symmetry_atol"])
+    assert lasi(x, y).item() > 0.01
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_batched_equals_one_by_one(channels):
+    refs = torch.cat([_to_tensor(_smooth_noise(11, 10, channels, seed=s)) for s in (12, 13, 14)])
+    dists = torch.cat([_to_tensor(_smooth_noise(11, 10, channels, seed=s)) for s in (15, 16, 17)])
+    batched = lasi(refs, dists)
+    assert batched.shape == (3,)
+    single = torch.cat([lasi(refs[i : i + 1], dists[i : i + 1]) for i in range(3)])
+    torch.testing.assert_close(batched, single, rtol=0.0, atol=TOLERANCES["batched_atol"])
+
+
+def test_batch_of_one_keeps_shape_and_dtype():
+    x = torch.rand(1, 3, 5, 6, generator=torch.Generator().manual_seed(0))
+    y = torch.rand(1, 3, 5, 6, generator=torch.Generator().manual_seed(1))
+    got = lasi(x, y)
+    assert got.shape == (1,)
+    assert got.dtype == torch.float32
+    assert lasi(x.double(), y.double()).dtype == torch.float64
+
+
+@pytest.mark.parametrize(("shape", "k"), [((1, 1, 3, 3), 10), ((1, 1, 2, 5), 10), ((1, 3, 1, 1), 3)])
+def test_too_few_elements_raises(shape, k):
+    x = torch.rand(shape)
+    with pytest.raises(MetricInputError, match=r"lasi.*more than k="):
+        lasi(x, x, k=k)
+
+
+def test_smallest_accepted_sizes():
+    gray = torch.rand(1, 1, 1, 11, generator=torch.Generator().manual_seed(2))  # 11 > k = 10 elements
+    rgb = torch.rand(1, 3, 2, 2, generator=torch.Generator().manual_seed(3))  # 12 elements
+    assert torch.isfinite(lasi(gray, gray.flip(-1))).all()
+    assert torch.isfinite(lasi(rgb, rgb.flip(-1))).all()
+
+
+@pytest.mark.parametrize("k", [0, -1, 2.5, True])
+def test_bad_k_raises(k):
+    x = torch.rand(1, 3, 4, 4)
+    with pytest.raises(MetricInputError, match="k must be"):
+        lasi(x, x, k=k)
+
+
+def test_rejects_bad_pairs():
+    with pytest.raises(MetricInputError):
+        lasi(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 9))
+    with pytest.raises(MetricInputError):
+        lasi(torch.rand(1, 2, 8, 8), torch.rand(1, 2, 8, 8))
