@@ -51,6 +51,17 @@ class MmdNormalize(str, Enum):
     channel_mean = "channel_mean"
 
 
+class HeatmapFormat(str, Enum):
+    png = "png"
+    png16 = "png16"
+    npy = "npy"
+
+
+class HeatmapScale(str, Enum):
+    fixed = "fixed"
+    auto = "auto"
+
+
 class Format(str, Enum):
     csv = "csv"
     parquet = "parquet"
@@ -136,6 +147,19 @@ def compare(
     mmd_seed: Annotated[int | None, typer.Option(help="Seed of the random features of mmd_rff and mmd_pp "
                                                      "(default 0).")] = None,
     lasi_k: Annotated[int | None, typer.Option(help="LASI neighbourhood size (default 10).", min=1)] = None,
+    heatmaps: Annotated[Path | None, typer.Option(
+        help="Write a map of where each pair differs, per metric that has one (lpips_*, ssim, ssim_y, psnr, "
+        "psnr_y, mse), to DIR/<dist_root name>/<relative path>.<metric>.png; the table gets <metric>_map "
+        "columns.")] = None,
+    heatmap_format: Annotated[HeatmapFormat, typer.Option(
+        help="png: colour (magma, fixed scale per metric, scale in the PNG metadata); png16: 16-bit raw values "
+        "over the fixed scale; npy: float32 raw maps.")] = None,
+    heatmap_panel: Annotated[bool, typer.Option(help="PNG panels: ref | dist | heatmap side by side.")] = False,
+    heatmap_scale: Annotated[HeatmapScale, typer.Option(
+        help="fixed: the metric's documented scale (comparable across runs); auto: stretch each map.")] = None,
+    heatmap_worst: Annotated[int | None, typer.Option(
+        help="Keep only the K worst maps per metric (held in memory, written at the end).", min=1)] = None,
+    heatmap_legend: Annotated[bool, typer.Option(help="Add a colour-scale legend under each PNG map.")] = False,
     resume: Annotated[bool, typer.Option(
         help="Continue an interrupted run: skip pairs already in the output file and append the rest "
         "(refused when the file was made with other settings).")] = False,
@@ -157,6 +181,9 @@ def compare(
             alpha=alpha.value, resize=resize.value, allow_unmatched=allow_unmatched, on_error=on_error.value,
             allow_unverified_weights=allow_unverified_weights,
             max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else (max_pixels or None),
+            heatmaps=heatmaps, heatmap_format=(heatmap_format or HeatmapFormat.png).value,
+            heatmap_panel=heatmap_panel, heatmap_scale=(heatmap_scale or HeatmapScale.fixed).value,
+            heatmap_worst=heatmap_worst, heatmap_legend=heatmap_legend,
         )
         config = _with_lpips_version(config, lpips_version.value)
         config = _with_metric_options(config, {
@@ -220,6 +247,13 @@ def _run_compare(config, output: str, fmt: str | None, quiet: bool, reports: _Re
     check_output_path(reports.summary_json, "--summary-json")
     check_output_path(reports.junit, "--junit")
     engine = Engine(config)
+    if config.heatmaps is not None:
+        from lpipscli.sinks.heatmap import check_maps_root
+
+        check_maps_root(config.heatmaps)
+        if not engine.map_metrics:
+            raise UsageError(f"--heatmaps: none of the metrics {', '.join(config.metrics)} has a map "
+                             "(maps exist for lpips_*, ssim, ssim_y, psnr, psnr_y, mse)")
     pairing = engine.pair()
     engine.build()
     for record in engine.weight_records:
@@ -242,6 +276,15 @@ def _run_compare(config, output: str, fmt: str | None, quiet: bool, reports: _Re
         raise LpipsCliError(
             f"{work.failed[0][3]}" + (f" (and {n - 1} more pair(s) that cannot be scored)" if n > 1 else "")
             + "; nothing was computed (--on-error skip scores the rest)"
+        )
+    if config.heatmaps is not None:
+        from lpipscli.metrics import REGISTRY
+        from lpipscli.sinks.heatmap import HeatmapWriter
+
+        engine.heatmaps = HeatmapWriter(
+            config.heatmaps, fmt=config.heatmap_format, panel=config.heatmap_panel, scale=config.heatmap_scale,
+            worst=config.heatmap_worst, legend=config.heatmap_legend, dist_roots=[str(d) for d in config.dists],
+            higher_is_better={k: REGISTRY[k].higher_is_better for k in config.metrics},
         )
     sink = open_sink(output, fmt, engine.columns, engine.provenance(pairing),
                      previous_rows=previous if resume else None)
@@ -277,6 +320,12 @@ def _run_compare(config, output: str, fmt: str | None, quiet: bool, reports: _Re
         complete = not result.interrupted and not (result.first_error and config.on_error == "fail")
     finally:
         sink.close(summary, complete=complete)
+        if engine.heatmaps is not None:
+            written = engine.heatmaps.close()
+            if written and summary is not None:
+                summary["heatmaps_written"] = [
+                    {"metric": m, "dist_root": r, "key": k, "path": p} for (m, r, k), p in written.items()
+                ]
     if not quiet:
         print_summary(summary, console)
     if result.interrupted:

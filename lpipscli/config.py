@@ -35,6 +35,7 @@ class MetricSpec:
             reference features (LPIPS); otherwise the engine calls ``fn`` directly.
         differentiable: whether gradients flow through ``fn`` (usable as a training loss).
         cost: rough cost per pair, as text, for the documentation.
+        map_fn: optional ``map_fn(ref, dist, **params) -> (scores (N,), maps (N, 1, h, w))`` for heatmaps.
         input_dtype: ``"float32"`` or ``"float64"``: the precision the engine converts decoded pixels to
             for this metric (pixel metrics need float64 to match scikit-image to 1e-6 on 16-bit files).
     """
@@ -52,6 +53,7 @@ class MetricSpec:
     differentiable: bool = True
     cost: str = ""
     input_dtype: str = "float32"
+    map_fn: Callable[..., tuple[Tensor, Tensor]] | None = None
 
 
 @dataclass(frozen=True)
@@ -73,3 +75,10 @@ class RunConfig:
     allow_unverified_weights: bool = False
     #: decompression-bomb guard (pixels per image); None disables it
     max_pixels: int | None = 16384 * 16384
+    #: heatmaps: output folder (None = off) and the writer's options
+    heatmaps: Path | None = None
+    heatmap_format: str = "png"
+    heatmap_panel: bool = False
+    heatmap_scale: str = "fixed"
+    heatmap_worst: int | None = None
+    heatmap_legend: bool = False

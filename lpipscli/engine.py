@@ -121,11 +121,24 @@ class Engine:
         self.runners: dict[str, Runner] = {}
         self.weight_records: list[dict] = []
         self.max_batch_pixels = config.max_batch_pixels or DEFAULT_BATCH_PIXELS[self.device.type]
+        #: a :class:`lpipscli.sinks.heatmap.HeatmapWriter` when heatmaps are written (set by the caller)
+        self.heatmaps = None
 
     @property
     def columns(self) -> tuple[str, ...]:
         extra = ("resized_from",) if self.config.resize != "none" else ()
-        return BASE_COLUMNS + tuple(self.config.metrics) + extra + TAIL_COLUMNS
+        maps = tuple(f"{key}_map" for key in self.map_metrics)
+        return BASE_COLUMNS + tuple(self.config.metrics) + maps + extra + TAIL_COLUMNS
+
+    @property
+    def map_metrics(self) -> tuple[str, ...]:
+        """The selected metrics that get heatmaps (all that have one, when --heatmaps is given)."""
+        if self.config.heatmaps is None:
+            return ()
+        from lpipscli.sinks.heatmap import has_map
+
+        return tuple(k for k in self.config.metrics
+                     if has_map(k) and (REGISTRY[k].map_fn is not None or REGISTRY[k].build is not None))
 
     def pair(self) -> PairPlan:
         """Pair the inputs (no file is decoded)."""
@@ -142,7 +155,7 @@ class Engine:
                 )
                 self.weight_records.extend(r.as_dict() for r in records)
             else:
-                runner = _pure_runner(spec.fn, params)
+                runner = _pure_runner(spec.fn, params, spec.map_fn)
             self.runners[key] = runner
 
     def plan(self, pairing: PairPlan) -> WorkPlan:
@@ -186,6 +199,8 @@ class Engine:
         }
         if pairing is not None:
             prov["pairing"] = pairing.unmatched_summary()
+        if self.heatmaps is not None:
+            prov["heatmaps"] = self.heatmaps.provenance(list(self.map_metrics))
         return prov
 
     def _row(self, pair: Pair, width: int, height: int, scores: dict[str, float], error: str | None,
@@ -194,6 +209,8 @@ class Engine:
                "width": width, "height": height}
         for key in self.config.metrics:
             row[key] = scores.get(key, math.nan)
+        for key in self.map_metrics:
+            row[f"{key}_map"] = ""
         if self.config.resize != "none":
             row["resized_from"] = f"{resized_from[0]}x{resized_from[1]}" if resized_from else ""
         row["status"] = "error" if error else "ok"
@@ -273,6 +290,23 @@ class Engine:
                 signal.signal(signal.SIGINT, previous)
         return result
 
+    def _submit_maps(self, row: dict, pair: Pair, p: int, maps: dict[str, list], inputs: _Inputs,
+                     index: torch.Tensor, image_hw: tuple[int, int]) -> None:
+        """Hand this pair's maps to the heatmap writer (it encodes and writes them on its own threads)."""
+        ref_img = dist_img = None
+        if self.heatmaps.panel:
+            ref_img = _hwc(inputs.raw[0][int(index[p])])
+            dist_img = _hwc(inputs.raw[1][p])
+        for key in self.map_metrics:
+            spatial = maps[key][p] if maps.get(key) else None
+            if spatial is None:
+                continue
+            path = self.heatmaps.submit(
+                key, pair.dist_root, pair.key, spatial[0].float().cpu().numpy(), row[key],
+                ref=ref_img, dist=dist_img, image_hw=image_hw,
+            )
+            row[f"{key}_map"] = path
+
     def _loader(self, work: WorkPlan) -> DataLoader:
         workers = self.config.workers if self.config.workers is not None else default_workers()
         workers = max(0, min(workers, len(work.batches) - 1))
@@ -291,17 +325,23 @@ class Engine:
             inputs = _Inputs(batch["ref"], batch["dist"], self.device)
             index = batch["ref_index"].to(self.device, non_blocking=True)
             scores: dict[str, list[float]] = {}
+            maps: dict[str, list] = {}
             oom: dict[int, str] = {}
             with torch.inference_mode():
                 for key, runner in self.runners.items():
                     ref, dist = inputs.get(REGISTRY[key].input_dtype)
-                    scores[key] = _split_on_oom(key, runner, ref, dist, index, oom).double().cpu().tolist()
+                    with_map = self.heatmaps is not None and key in self.map_metrics
+                    values, maps[key] = _split_on_oom(key, runner, ref, dist, index, oom, with_map=with_map)
+                    scores[key] = values.double().cpu().tolist()
             for p, (c, k) in enumerate(batch["scored"]):
                 chunk = work.chunks[c]
-                rows_by_pair[(c, k)] = self._row(
+                row = self._row(
                     chunk.pairs[k], chunk.width, chunk.height, {key: v[p] for key, v in scores.items()},
                     oom.get(p), chunk.resize_from[k],
                 )
+                if self.heatmaps is not None and p not in oom:
+                    self._submit_maps(row, chunk.pairs[k], p, maps, inputs, index, (chunk.height, chunk.width))
+                rows_by_pair[(c, k)] = row
         for c, k, message in batch["failed"]:
             chunk = work.chunks[c]
             rows_by_pair[(c, k)] = self._row(chunk.pairs[k], chunk.width, chunk.height, {}, message,
@@ -327,6 +367,12 @@ class _Inputs:
         return self.cache[dtype]
 
 
+def _hwc(tensor: torch.Tensor):
+    """A (C, H, W) pixel tensor as an (H, W, C) numpy array for display (16-bit samples as uint16)."""
+    array = tensor.detach().cpu().permute(1, 2, 0).numpy()
+    return array.astype("uint16") if tensor.dtype == torch.int32 else array
+
+
 def _is_oom(exc: BaseException) -> bool:
     if isinstance(exc, torch.OutOfMemoryError):
         return True
@@ -335,14 +381,19 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 def _split_on_oom(key: str, runner: Runner, ref: torch.Tensor, dist: torch.Tensor, index: torch.Tensor,
-                  errors: dict[int, str], offset: int = 0) -> torch.Tensor:
+                  errors: dict[int, str], offset: int = 0, *, with_map: bool = False):
     """Run a metric; on out-of-memory retry the batch in halves down to one pair.
 
-    A single pair that still does not fit gets NaN and an error message in ``errors`` (keyed by its
-    position in the batch), so finished work is never lost to an out-of-memory error.
+    Returns ``(scores (P,), maps)`` where ``maps`` is a list of per-pair ``(1, h, w)`` maps (None for a
+    pair without one) when ``with_map``, else None. A single pair that still does not fit gets NaN and an
+    error message in ``errors`` (keyed by its position in the batch), so finished work is never lost to
+    an out-of-memory error.
     """
     try:
-        return runner(ref, dist, index)
+        if not with_map:
+            return runner(ref, dist, index), None
+        scores, maps = runner(ref, dist, index, with_map=True)
+        return scores, list(maps.unbind(0))
     except (torch.OutOfMemoryError, RuntimeError) as exc:
         if not _is_oom(exc):
             raise
@@ -354,15 +405,17 @@ def _split_on_oom(key: str, runner: Runner, ref: torch.Tensor, dist: torch.Tenso
             f"{key}: out of memory for one {dist.shape[-1]}x{dist.shape[-2]} pair on {dist.device} "
             "(try --device cpu)"
         )
-        return torch.full((1,), float("nan"), dtype=torch.float64, device=dist.device)
+        return torch.full((1,), float("nan"), dtype=torch.float64, device=dist.device), ([None] if with_map else None)
     half = n // 2
-    first = _split_on_oom(key, runner, ref, dist[:half], index[:half], errors, offset)
-    second = _split_on_oom(key, runner, ref, dist[half:], index[half:], errors, offset + half)
-    return torch.cat([first.double(), second.double()])
+    s1, m1 = _split_on_oom(key, runner, ref, dist[:half], index[:half], errors, offset, with_map=with_map)
+    s2, m2 = _split_on_oom(key, runner, ref, dist[half:], index[half:], errors, offset + half, with_map=with_map)
+    return torch.cat([s1.double(), s2.double()]), (m1 + m2 if with_map else None)
 
 
-def _pure_runner(fn, params) -> Runner:
-    def run(ref: torch.Tensor, dist: torch.Tensor, ref_index: torch.Tensor) -> torch.Tensor:
+def _pure_runner(fn, params, map_fn=None) -> Runner:
+    def run(ref: torch.Tensor, dist: torch.Tensor, ref_index: torch.Tensor, *, with_map: bool = False):
+        if with_map:
+            return map_fn(ref.index_select(0, ref_index), dist, **params)
         return fn(ref.index_select(0, ref_index), dist, **params)
 
     return run

@@ -1,15 +1,15 @@
 """Heatmaps: per-pixel "where do the two images differ" maps, written off the compute path.
 
 The engine computes a map per pair and metric (LPIPS ``distance(..., out_hw=...)``, SSIM and PSNR/MSE
-``return_map=True``) and hands it to :class:`HeatmapWriter`, which renders and writes it in a writer
-thread behind a bounded queue. This module is pure NumPy + Pillow: no torch, no matplotlib at run time.
+``return_map=True``) and hands it to :class:`HeatmapWriter`, which renders and writes it in writer
+threads behind a bounded queue. This module is pure NumPy + Pillow: no torch, no matplotlib at run time.
 
 Colour: every map is drawn with matplotlib's *magma* colormap (perceptually uniform, lightness rises
 monotonically from black to pale yellow) on a **fixed scale per metric**, so maps of different runs are
 comparable; **bright = worse for every metric** (for SSIM the map is drawn as the dissimilarity
 ``1 - SSIM``). ``scale="auto"`` instead stretches each map over its own min..max (same direction).
-Pixels without a value (NaN, e.g. the SSIM border) are drawn neutral gray ``(128, 128, 128)``, a colour
-magma never uses.
+Pixels without a value (NaN, e.g. the SSIM border) are drawn neutral gray ``(128, 128, 128)``; no magma
+entry comes within 60 levels of it in every channel.
 
 Fixed scales (see :data:`MAP_SPECS`; ``map_scale(metric)`` returns ``(lo, hi, description)``):
 
@@ -27,12 +27,13 @@ Fixed scales (see :data:`MAP_SPECS`; ``map_scale(metric)`` returns ``(lo, hi, de
   (32 dB) has its 90th/99th percentile at 0.0015/0.0075, so typical artefacts span the scale instead of
   sitting in the darkest 15 % that ``[0, 0.05]`` would give. Map mean = MSE; PSNR = ``-10 log10(mean)``.
 
-Formats (``fmt``): ``png`` (8-bit RGB through the colormap; scale, metric, units, direction and the
-pair's score in PNG text chunks), ``png16`` (16-bit grayscale, the same bright = worse fraction ``t`` in
-``[0, 1]`` quantised as ``round(t * 65534)``; 65535 is "no value"; ``value_at_0`` and ``value_at_65534``
-in the metadata decode it linearly), ``npy`` (the float32 map exactly as submitted, padded with NaN to
-the image size when needed). ``panel=True`` (``png`` only) writes ``ref | dist | heatmap`` side by side
-with 4 px white gaps.
+Formats (``fmt``): ``png`` (8-bit colour through the colormap; scale, metric, units, direction and the
+pair's score in PNG text chunks; stored as a palette PNG of the 256 magma entries, or as RGB when the
+map has NaN pixels or with a panel/legend: both decode to the same RGB colours), ``png16`` (16-bit
+grayscale, the same bright = worse fraction ``t`` in ``[0, 1]`` quantised as ``round(t * 65534)``;
+65535 is "no value"; ``value_at_0`` and ``value_at_65534`` in the metadata decode it linearly),
+``npy`` (the float32 map exactly as submitted, padded with NaN to the image size when needed).
+``panel=True`` (``png`` only) writes ``ref | dist | heatmap`` side by side with 4 px white gaps.
 
 Paths mirror the input tree: ``maps_root/<dist root name>/<key>.<metric>.<png|npy>`` where the dist
 root name is the last path component of the distorted input (``.`` and ``..`` resolved; characters
@@ -551,7 +552,7 @@ def _score_text(score: float) -> str:
 
 
 def _write_item(item: _Item, fmt: str, scale: str, panel: bool, legend: bool) -> None:
-    """Render and write one map (runs in the writer thread)."""
+    """Render and write one map (runs in a writer thread)."""
     if fmt == "npy":
         _replace_atomic(item.path, lambda handle: np.save(handle, item.values, allow_pickle=False))
         return
@@ -600,7 +601,7 @@ _STOP = object()
 
 
 class HeatmapWriter:
-    """Renders and writes heatmaps in a writer thread behind a bounded queue.
+    """Renders and writes heatmaps in writer threads behind a bounded queue.
 
     Streaming mode (``worst=None``): :meth:`submit` queues the map and returns its path at once; it only
     blocks while ``queue_size`` maps are already waiting, so at most ``queue_size + threads`` maps (plus
@@ -625,13 +626,14 @@ class HeatmapWriter:
         queue_size: maps waiting for the writer threads before :meth:`submit` blocks (>= 1).
         threads: writer threads (>= 1); PNG encoding releases the GIL, so two or more keep up with a fast
             device (a 1-megapixel PNG map takes ~60-200 ms to encode on one core).
-        legend: append a colour bar with the scale's end values below each ``png`` map.
+        legend: append a :data:`LEGEND_HEIGHT` px strip below each ``png`` map (or panel): a colour bar
+            under the map with the scale's best value at the left and the worst at the right.
         dist_roots: the distorted inputs in command-line order; pins their folder names (see
             :func:`dist_root_names`); inputs not listed get names in order of first submission.
 
     Raises:
         UsageError: unknown ``fmt``/``scale``, ``panel`` with another format than ``png``, ``worst < 1``,
-            ``queue_size < 1``.
+            ``queue_size < 1``, ``threads < 1``.
     """
 
     def __init__(self, maps_root: str | os.PathLike, *, fmt: str = "png", panel: bool = False,
@@ -671,7 +673,7 @@ class HeatmapWriter:
         for thread in self._threads:
             thread.start()
 
-    # -- the writer thread ---------------------------------------------------------------------------
+    # -- writer threads -------------------------------------------------------------------------------
 
     def _run(self) -> None:
         while True:
@@ -766,7 +768,7 @@ class HeatmapWriter:
             heapq.heappushpop(heap, entry)
 
     def close(self, *, abort: bool = False) -> dict[tuple[str, str, str], str]:
-        """Write what is pending, stop the thread and write ``maps_root/heatmaps.json``.
+        """Write what is pending, stop the threads and write ``maps_root/heatmaps.json``.
 
         Args:
             abort: drop the maps not written yet (used when the run fails or is interrupted).
@@ -805,15 +807,21 @@ class HeatmapWriter:
         self._raise_pending()
         return dict(self._result)
 
-    def provenance(self) -> dict:
-        """The heatmap settings for the run's provenance: format, scale mode, colormap, per-metric scales."""
+    def provenance(self, metrics: Sequence[str] | None = None) -> dict:
+        """The heatmap settings for the run's provenance: format, scale mode, colormap, per-metric scales.
+
+        Args:
+            metrics: the metrics whose scales to list (e.g. the run's metrics that have a map, known
+                before any submit); ``None``: the metrics submitted so far.
+        """
+        listed = set(self._metrics if metrics is None else metrics)
         return {
             "format": self.fmt, "scale": self.scale, "panel": self.panel, "legend": self.legend,
             "worst": self.worst, "colormap": COLORMAP if self.fmt == "png" else None,
             "paths": "<maps_root>/<dist root name>/<key>.<metric>.<png|npy>",
             "metrics": {m: {"lo": s.lo, "hi": s.hi, "units": s.units, "direction": s.direction,
                             "description": s.description, "relation": s.relation}
-                        for m, s in MAP_SPECS.items() if m in self._metrics},
+                        for m, s in MAP_SPECS.items() if m in listed},
         }
 
     def _manifest(self, kept: list[_Item]) -> dict:
