@@ -51,6 +51,16 @@ class MmdNormalize(str, Enum):
     channel_mean = "channel_mean"
 
 
+class PairBy(str, Enum):
+    path = "path"
+    index = "index"
+
+
+class FramesPolicy(str, Enum):
+    equal = "equal"
+    shortest = "shortest"
+
+
 class HeatmapFormat(str, Enum):
     png = "png"
     png16 = "png16"
@@ -160,6 +170,20 @@ def compare(
     heatmap_worst: Annotated[int | None, typer.Option(
         help="Keep only the K worst maps per metric (held in memory, written at the end).", min=1)] = None,
     heatmap_legend: Annotated[bool, typer.Option(help="Add a colour-scale legend under each PNG map.")] = False,
+    pair_by: Annotated[PairBy, typer.Option(
+        help="path: pair files by relative path; index: pair two frame folders (%05d.png...) by sorted order "
+        "(refused for anything that is not a frame sequence).")] = PairBy.path,
+    start: Annotated[int, typer.Option(help="Video: first reference frame to score.", min=0)] = 0,
+    max_frames: Annotated[int | None, typer.Option(help="Video: score at most this many frames.", min=1)] = None,
+    step: Annotated[int, typer.Option(help="Video: score every STEP-th frame.", min=1)] = 1,
+    offset: Annotated[int, typer.Option(
+        help="Video: compare distorted frame i+OFFSET with reference frame i (may be negative).")] = 0,
+    frames: Annotated[FramesPolicy, typer.Option(
+        help="Video: equal: differing frame counts are an error; shortest: score the overlap.")] = None,
+    heatmap_every: Annotated[int, typer.Option(help="Video: write heatmaps for every N-th frame.", min=1)] = 1,
+    heatmap_video: Annotated[Path | None, typer.Option(
+        help="Video: write the first distorted input's map of the first metric with a map (or panels with "
+        "--heatmap-panel) as a video (.mp4, .mov, .avi, .mkv).")] = None,
     resume: Annotated[bool, typer.Option(
         help="Continue an interrupted run: skip pairs already in the output file and append the rest "
         "(refused when the file was made with other settings).")] = False,
@@ -183,7 +207,8 @@ def compare(
             max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else (max_pixels or None),
             heatmaps=heatmaps, heatmap_format=(heatmap_format or HeatmapFormat.png).value,
             heatmap_panel=heatmap_panel, heatmap_scale=(heatmap_scale or HeatmapScale.fixed).value,
-            heatmap_worst=heatmap_worst, heatmap_legend=heatmap_legend,
+            heatmap_worst=heatmap_worst, heatmap_legend=heatmap_legend, heatmap_every=heatmap_every,
+            video=_video_options(ref, dists, pair_by, start, max_frames, step, offset, frames, heatmap_video),
         )
         config = _with_lpips_version(config, lpips_version.value)
         config = _with_metric_options(config, {
@@ -198,6 +223,24 @@ def compare(
     except LpipsCliError as exc:
         raise _fail(str(exc), exc.exit_code) from None
     raise typer.Exit(code)
+
+
+def _video_options(ref, dists, pair_by, start, max_frames, step, offset, frames, heatmap_video):
+    """VideoOptions when an input is a video file or --pair-by index is given, else None (image mode)."""
+    from lpipscli.config import VideoOptions
+    from lpipscli.io.video import is_video
+
+    video = pair_by == PairBy.index or any(is_video(p) and not p.is_dir() for p in (ref, *dists))
+    if not video:
+        given = [name for name, value, default in (
+            ("--start", start, 0), ("--max-frames", max_frames, None), ("--step", step, 1),
+            ("--offset", offset, 0), ("--frames", frames, None), ("--heatmap-video", heatmap_video, None),
+        ) if value != default]
+        if given:
+            raise UsageError(f"{', '.join(given)} apply to video inputs (or frame folders with --pair-by index)")
+        return None
+    return VideoOptions(start=start, max_frames=max_frames, step=step, offset=offset,
+                        frames=(frames or FramesPolicy.equal).value, heatmap_video=heatmap_video)
 
 
 def _with_metric_options(config, options: dict[str, dict]):
@@ -217,6 +260,18 @@ def _with_lpips_version(config, version: str):
 
     params = {k: {"version": version} for k in config.metrics if k.startswith("lpips_")}
     return replace(config, metric_params={**config.metric_params, **params})
+
+
+def _video_provenance(plan, options) -> dict:
+    def source(info):
+        return {"path": str(info.path), "kind": info.kind, "size": info.size, "fps": info.fps,
+                "frame_count": info.frame_count, "codec": info.codec}
+
+    return {
+        "start": options.start, "max_frames": options.max_frames, "step": options.step, "offset": options.offset,
+        "frames": options.frames, "ref": source(plan.ref), "dists": [source(d.source) for d in plan.dists],
+        "frames_scored": plan.n_groups, "warnings": list(plan.warnings),
+    }
 
 
 @dataclass(frozen=True)
@@ -247,6 +302,9 @@ def _run_compare(config, output: str, fmt: str | None, quiet: bool, reports: _Re
     check_output_path(reports.summary_json, "--summary-json")
     check_output_path(reports.junit, "--junit")
     engine = Engine(config)
+    video_plan = engine.plan_video() if config.video is not None else None
+    if config.heatmaps is None and config.video is not None and config.video.heatmap_video is not None:
+        raise UsageError("--heatmap-video needs --heatmaps DIR too (the maps it draws are the heatmaps')")
     if config.heatmaps is not None:
         from lpipscli.sinks.heatmap import check_maps_root
 
@@ -254,7 +312,7 @@ def _run_compare(config, output: str, fmt: str | None, quiet: bool, reports: _Re
         if not engine.map_metrics:
             raise UsageError(f"--heatmaps: none of the metrics {', '.join(config.metrics)} has a map "
                              "(maps exist for lpips_*, ssim, ssim_y, psnr, psnr_y, mse)")
-    pairing = engine.pair()
+    pairing = engine.pair() if video_plan is None else None
     engine.build()
     for record in engine.weight_records:
         if not record["verified"]:
@@ -266,12 +324,17 @@ def _run_compare(config, output: str, fmt: str | None, quiet: bool, reports: _Re
         from lpipscli.resume import drop_done, previous_rows
 
         previous = previous_rows(output, fmt, engine.provenance()["settings_hash"], engine.columns)
-        skipped = drop_done(pairing, previous)
+        skipped = drop_done(pairing, previous) if pairing is not None else len(previous)
         if previous and not quiet:
             console.print(f"resuming: {len(previous)} row(s) already in {escape(output)}, {skipped} pair(s) skipped",
                           highlight=False)
-    work = engine.plan(pairing)
-    if work.failed and config.on_error == "fail":
+    if video_plan is not None:
+        for warning in video_plan.warnings:
+            console.print(f"[yellow]lpips: warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+        work = None
+    else:
+        work = engine.plan(pairing)
+    if work is not None and work.failed and config.on_error == "fail":
         n = len(work.failed)
         raise LpipsCliError(
             f"{work.failed[0][3]}" + (f" (and {n - 1} more pair(s) that cannot be scored)" if n > 1 else "")
@@ -286,10 +349,25 @@ def _run_compare(config, output: str, fmt: str | None, quiet: bool, reports: _Re
             worst=config.heatmap_worst, legend=config.heatmap_legend, dist_roots=[str(d) for d in config.dists],
             higher_is_better={k: REGISTRY[k].higher_is_better for k in config.metrics},
         )
-    sink = open_sink(output, fmt, engine.columns, engine.provenance(pairing),
-                     previous_rows=previous if resume else None)
+        if config.video is not None and config.video.heatmap_video is not None:
+            from lpipscli.sinks.map_video import MapVideo
+
+            engine.map_video = MapVideo(
+                config.video.heatmap_video, metric=engine.map_metrics[0], dist_root=str(config.dists[0]),
+                fps=video_plan.ref.fps or 25.0, panel=config.heatmap_panel, scale=config.heatmap_scale,
+            )
+    provenance = engine.provenance(pairing)
+    if video_plan is not None:
+        provenance["video"] = _video_provenance(video_plan, config.video)
+    sink = open_sink(output, fmt, engine.columns, provenance, previous_rows=previous if resume else None)
     summary = None
     complete = False
+
+    def run(emit, **kwargs):
+        if video_plan is not None:
+            return engine.execute_video(video_plan, emit, **kwargs)
+        return engine.execute(work, emit, **kwargs)
+
     try:
         if show_progress:
             from rich.progress import (
@@ -304,22 +382,28 @@ def _run_compare(config, output: str, fmt: str | None, quiet: bool, reports: _Re
             columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn(),
                        TextColumn("{task.fields[rate]} pairs/s"), TimeElapsedColumn(), TextColumn("eta"),
                        TimeRemainingColumn())
+            total = video_plan.n_pairs if video_plan is not None else work.n_pairs + len(work.failed)
             with Progress(*columns, console=console, transient=True) as progress:
-                task = progress.add_task("scoring", total=work.n_pairs + len(work.failed), rate="-")
+                task = progress.add_task("scoring", total=total, rate="-")
 
                 def advance(n: int) -> None:
                     progress.advance(task, n)
                     speed = progress.tasks[0].speed
                     progress.update(task, rate=f"{speed:.1f}" if speed else "-")
 
-                result = engine.execute(work, sink.write, on_progress=advance, previous_rows=previous)
+                result = run(sink.write, on_progress=advance, previous_rows=previous)
         else:
-            result = engine.execute(work, sink.write, previous_rows=previous)
+            result = run(sink.write, previous_rows=previous)
         roots = [str(d) for d in config.dists]
-        summary = build_summary(result, config.metrics, roots, pairing.unmatched_summary(), reports.worst)
+        unmatched = pairing.unmatched_summary() if pairing is not None else {}
+        summary = build_summary(result, config.metrics, roots, unmatched, reports.worst)
+        if result.warnings:
+            summary["warnings"] = result.warnings
         complete = not result.interrupted and not (result.first_error and config.on_error == "fail")
     finally:
         sink.close(summary, complete=complete)
+        if engine.map_video is not None:
+            engine.map_video.close()
         if engine.heatmaps is not None:
             written = engine.heatmaps.close()
             if written and summary is not None:
@@ -336,7 +420,7 @@ def _run_compare(config, output: str, fmt: str | None, quiet: bool, reports: _Re
     if result.n_failed:
         console.print(f"[yellow]lpips: warning:[/] {result.n_failed} pair(s) failed (status=error rows); "
                       f"first: {escape(result.first_error)}", highlight=False, soft_wrap=True)
-    summary["provenance"] = engine.provenance(pairing)
+    summary["provenance"] = provenance
     code, _ = finish(
         summary=summary, gates=gates, groups=result.groups(config.metrics, roots), failed=result.failed_per_root,
         keys=result.names, allow_failed=reports.allow_failed, summary_json=reports.summary_json,

@@ -82,3 +82,18 @@ class RunConfig:
     heatmap_scale: str = "fixed"
     heatmap_worst: int | None = None
     heatmap_legend: bool = False
+    heatmap_every: int = 1
+    #: video: frame selection and alignment (None = not a video run)
+    video: VideoOptions | None = None
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """Frame selection and alignment for video inputs and frame folders."""
+
+    start: int = 0
+    max_frames: int | None = None
+    step: int = 1
+    offset: int = 0
+    frames: str = "equal"
+    heatmap_video: Path | None = None

@@ -6,6 +6,7 @@ fixed by the input and the options. Per-image scores do not depend on batch comp
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -24,7 +25,7 @@ from torch.utils.data import DataLoader
 from lpipscli.config import RunConfig, Runner
 from lpipscli.errors import DeviceError, UsageError
 from lpipscli.io.dataset import PairDataset, WorkPlan, collate, plan_work, to_unit_float
-from lpipscli.io.pairing import Pair, PairPlan, pair_inputs
+from lpipscli.io.pairing import FramePair, Pair, PairPlan, pair_inputs
 from lpipscli.metrics import REGISTRY, resolve_params
 
 #: Pixel budget per batch (references + distorted images): bounds memory and keeps CPU batches in the
@@ -32,6 +33,7 @@ from lpipscli.metrics import REGISTRY, resolve_params
 DEFAULT_BATCH_PIXELS = {"cpu": 4 * 1024 * 1024, "cuda": 32 * 1024 * 1024}
 
 BASE_COLUMNS = ("ref", "dist", "dist_root", "width", "height")
+VIDEO_COLUMNS = ("ref", "dist", "dist_root", "frame", "dist_frame", "time", "width", "height")
 TAIL_COLUMNS = ("status", "error")
 
 
@@ -84,6 +86,8 @@ class RunResult:
     #: (pair name, status, message) per row, for JUnit per-pair reports
     statuses: list[tuple[str, str, str]] = field(default_factory=list)
     first_error: str | None = None
+    #: notes that are not errors (frame-rate differences, containers that misreport frame counts)
+    warnings: list[str] = field(default_factory=list)
 
     def groups(self, metrics: tuple[str, ...], roots: list[str]) -> dict[str, dict[str, list[float]]]:
         """``{dist_root: {metric: values}}`` in the shape the gates take."""
@@ -123,12 +127,15 @@ class Engine:
         self.max_batch_pixels = config.max_batch_pixels or DEFAULT_BATCH_PIXELS[self.device.type]
         #: a :class:`lpipscli.sinks.heatmap.HeatmapWriter` when heatmaps are written (set by the caller)
         self.heatmaps = None
+        #: a :class:`MapVideo` when --heatmap-video is given (set by the caller)
+        self.map_video = None
 
     @property
     def columns(self) -> tuple[str, ...]:
         extra = ("resized_from",) if self.config.resize != "none" else ()
         maps = tuple(f"{key}_map" for key in self.map_metrics)
-        return BASE_COLUMNS + tuple(self.config.metrics) + maps + extra + TAIL_COLUMNS
+        base = VIDEO_COLUMNS if self.config.video is not None else BASE_COLUMNS
+        return base + tuple(self.config.metrics) + maps + extra + TAIL_COLUMNS
 
     @property
     def map_metrics(self) -> tuple[str, ...]:
@@ -205,8 +212,11 @@ class Engine:
 
     def _row(self, pair: Pair, width: int, height: int, scores: dict[str, float], error: str | None,
              resized_from: tuple[int, int] | None = None) -> dict:
-        row = {"ref": str(pair.ref_path), "dist": str(pair.dist_path), "dist_root": pair.dist_root,
-               "width": width, "height": height}
+        row = {"ref": str(pair.ref_path), "dist": str(pair.dist_path), "dist_root": pair.dist_root}
+        if isinstance(pair, FramePair):
+            row.update(frame=pair.frame, dist_frame=pair.dist_frame,
+                       time=math.nan if pair.time is None else float(pair.time))
+        row.update(width=width, height=height)
         for key in self.config.metrics:
             row[key] = scores.get(key, math.nan)
         for key in self.map_metrics:
@@ -265,11 +275,7 @@ class Engine:
         if not work.chunks:
             return result
 
-        stop = threading.Event()
-        previous = None
-        if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
-        try:
+        with _sigint_flag() as stop:
             for batch in self._loader(work):
                 rows = self._score(work, batch)
                 failed_rows = [r for r in rows if r["status"] == "error"]
@@ -285,18 +291,22 @@ class Engine:
                 if stop.is_set():
                     result.interrupted = True
                     break
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
         return result
 
     def _submit_maps(self, row: dict, pair: Pair, p: int, maps: dict[str, list], inputs: _Inputs,
                      index: torch.Tensor, image_hw: tuple[int, int]) -> None:
         """Hand this pair's maps to the heatmap writer (it encodes and writes them on its own threads)."""
+        if isinstance(pair, FramePair):
+            if self.map_video is not None:
+                self.map_video.add(pair, p, maps, inputs, index)
+            if pair.frame % max(1, self.config.heatmap_every):
+                return
         ref_img = dist_img = None
         if self.heatmaps.panel:
-            ref_img = _hwc(inputs.raw[0][int(index[p])])
-            dist_img = _hwc(inputs.raw[1][p])
+            from lpipscli.sinks.map_video import hwc_pixels
+
+            ref_img = hwc_pixels(inputs.raw[0][int(index[p])])
+            dist_img = hwc_pixels(inputs.raw[1][p])
         for key in self.map_metrics:
             spatial = maps[key][p] if maps.get(key) else None
             if spatial is None:
@@ -306,6 +316,130 @@ class Engine:
                 ref=ref_img, dist=dist_img, image_hw=image_hw,
             )
             row[f"{key}_map"] = path
+
+    def plan_video(self):
+        """Probe the video sources and align their frames (nothing decoded); errors before any compute."""
+        from lpipscli.io.video import plan_video
+
+        opts = self.config.video
+        plan = plan_video(self.config.ref, list(self.config.dists), start=opts.start, max_frames=opts.max_frames,
+                          step=opts.step, offset=opts.offset, frames=opts.frames, resize=self.config.resize)
+        height, width = plan.ref.height, plan.ref.width
+        too_small = [f"{k} needs at least {REGISTRY[k].min_side}x{REGISTRY[k].min_side} px"
+                     for k in self.config.metrics if min(height, width) < REGISTRY[k].min_side]
+        if too_small:
+            raise UsageError(f"{plan.ref.path}: frames are {width}x{height}, too small: " + "; ".join(too_small))
+        return plan
+
+    def execute_video(
+        self,
+        plan,
+        emit: Callable[[list[dict]], None],
+        *,
+        on_progress: Callable[[int], None] | None = None,
+        previous_rows: list[dict] | None = None,
+    ) -> RunResult:
+        """Score aligned video frames; rows leave batch by batch, in frame order.
+
+        Frames are decoded by the video readers' background threads (every source concurrently, bounded
+        queues), batched under the same pair and pixel budgets as images, and each reference frame's
+        features are computed once for all distorted inputs. Error handling, interruption and
+        ``previous_rows`` work as in :meth:`execute`; ``previous_rows`` also say which frames to skip.
+        """
+        from types import SimpleNamespace
+
+        from lpipscli.io.video import iter_frame_groups
+
+        if not self.runners:
+            self.build()
+        result = RunResult(n_pairs=plan.n_pairs)
+        done = set()
+        if previous_rows:
+            self._record(result, previous_rows)
+            done = {(r["dist_root"], int(r["frame"])) for r in previous_rows}
+        skip = self.config.on_error == "skip"
+        labels = [str(d) for d in self.config.dists]
+        height, width = plan.ref.height, plan.ref.width
+        budget = self.max_batch_pixels
+        items: list[dict] = []
+        chunks: list = []
+        n_pairs = 0
+
+        def flush() -> bool:
+            nonlocal items, chunks, n_pairs
+            if not items:
+                return True
+            batch = collate(items)
+            rows = self._score(SimpleNamespace(chunks=chunks), batch)
+            items, chunks, n_pairs = [], [], 0
+            failed_rows = [r for r in rows if r["status"] == "error"]
+            if failed_rows and not skip:
+                ok_rows = [r for r in rows if r["status"] == "ok"]
+                emit(ok_rows)
+                self._record(result, ok_rows + failed_rows)
+                return False
+            emit(rows)
+            self._record(result, rows)
+            if on_progress:
+                on_progress(len(rows))
+            return True
+
+        with _sigint_flag() as stop, iter_frame_groups(plan, alpha=self.config.alpha) as stream:
+            for group in stream:
+                item, chunk = self._frame_item(plan, group, labels, done, len(chunks), height, width)
+                if chunk is None:
+                    continue
+                items.append(item)
+                chunks.append(chunk)
+                n_pairs += len(chunk.pairs)
+                if n_pairs >= self.config.batch_size or (n_pairs + len(items)) * height * width >= budget:
+                    if not flush():
+                        return result
+                    if stop.is_set():
+                        result.interrupted = True
+                        return result
+            if stop.is_set():
+                result.interrupted = True
+            flush()
+            plan_warnings = list(plan.warnings)
+        result.warnings = plan_warnings
+        return result
+
+    def _frame_item(self, plan, group, labels, done, chunk_index, height, width):
+        """One frame group as a dataset item (same shape as :class:`PairDataset` items) and its chunk."""
+        from lpipscli.io.dataset import Chunk, _resize, _to_tensor
+
+        pairs, tensors, errors, resize_from = [], [], [], []
+        arrays = [a for a in [group.ref, *group.dists] if a is not None]
+        channels = 3 if any(a.ndim == 3 and a.shape[2] == 3 for a in arrays) else 1
+        for j, dist_plan in enumerate(plan.dists):
+            dist_index = group.dist_indices[j]
+            if dist_index is None or (labels[j], group.index) in done:
+                continue
+            pairs.append(FramePair(key=f"frame_{group.index:06d}", ref_path=plan.ref.path,
+                                   dist_path=dist_plan.source.path, dist_root=labels[j], frame=group.index,
+                                   dist_frame=dist_index, time=group.time))
+            array = group.dists[j]
+            if array is None:
+                tensors.append(None)
+                errors.append(group.errors[j] or f"{dist_plan.source.path}: no frame {dist_index}")
+                resize_from.append(None)
+                continue
+            tensor = _to_tensor(array if array.ndim == 3 else array[:, :, None], channels)
+            size = (tensor.shape[-1], tensor.shape[-2])
+            if size != (width, height):
+                tensor = _resize(tensor, height, width)
+                resize_from.append(size)
+            else:
+                resize_from.append(None)
+            tensors.append(tensor)
+            errors.append(None)
+        if not pairs:
+            return None, None
+        ref = _to_tensor(group.ref if group.ref.ndim == 3 else group.ref[:, :, None], channels)
+        chunk = Chunk(ref_path=str(plan.ref.path), pairs=tuple(pairs), height=height, width=width,
+                      channels=channels, resize_from=tuple(resize_from))
+        return {"chunk": chunk_index, "ref": ref, "dists": tensors, "errors": errors}, chunk
 
     def _loader(self, work: WorkPlan) -> DataLoader:
         workers = self.config.workers if self.config.workers is not None else default_workers()
@@ -367,12 +501,6 @@ class _Inputs:
         return self.cache[dtype]
 
 
-def _hwc(tensor: torch.Tensor):
-    """A (C, H, W) pixel tensor as an (H, W, C) numpy array for display (16-bit samples as uint16)."""
-    array = tensor.detach().cpu().permute(1, 2, 0).numpy()
-    return array.astype("uint16") if tensor.dtype == torch.int32 else array
-
-
 def _is_oom(exc: BaseException) -> bool:
     if isinstance(exc, torch.OutOfMemoryError):
         return True
@@ -419,6 +547,20 @@ def _pure_runner(fn, params, map_fn=None) -> Runner:
         return fn(ref.index_select(0, ref_index), dist, **params)
 
     return run
+
+
+@contextlib.contextmanager
+def _sigint_flag():
+    """While active, Ctrl-C sets the yielded event instead of raising (main thread only)."""
+    stop = threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _ignore_sigint(_worker_id: int) -> None:

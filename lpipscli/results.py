@@ -51,7 +51,7 @@ __all__ = [
 #: Columns that hold text.
 STR_COLUMNS = frozenset({"ref", "dist", "dist_root", "status", "error", "resized_from", "key"})
 #: Columns that hold integers.
-INT_COLUMNS = frozenset({"width", "height", "frame"})
+INT_COLUMNS = frozenset({"width", "height", "frame", "dist_frame"})
 #: Float columns that are not metrics.
 FLOAT_COLUMNS = frozenset({"time"})
 #: Every column that is not a metric.

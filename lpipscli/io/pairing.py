@@ -29,6 +29,21 @@ class Pair:
 
 
 @dataclass(frozen=True)
+class FramePair(Pair):
+    """A pair of video frames: reference frame ``frame`` against distorted frame ``dist_frame``.
+
+    Attributes:
+        frame: reference frame index (column ``frame``).
+        dist_frame: distorted frame index (``frame + offset``; column ``dist_frame``).
+        time: seconds, from the reference's timestamps (None for frame folders; column ``time``).
+    """
+
+    frame: int = 0
+    dist_frame: int = 0
+    time: float | None = None
+
+
+@dataclass(frozen=True)
 class RefGroup:
     """A reference and every distorted version of it (one per distorted input that has one)."""
 

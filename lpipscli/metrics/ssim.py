@@ -87,11 +87,22 @@ def _gaussian_window(kernel_size: int, sigma: float, device: torch.device) -> Te
 
 
 def _filter_valid(images: Tensor, window: Tensor) -> Tensor:
-    """Separable depthwise Gaussian filter without padding: ``(N, C, H, W) -> (N, C, H-k+1, W-k+1)``."""
-    channels, taps = images.shape[1], window.numel()
-    rows = window.view(1, 1, 1, taps).expand(channels, 1, 1, taps)
-    cols = window.view(1, 1, taps, 1).expand(channels, 1, taps, 1)
-    return F.conv2d(F.conv2d(images, rows, groups=channels), cols, groups=channels)
+    """Separable Gaussian filter without padding: ``(N, C, H, W) -> (N, C, H-k+1, W-k+1)``.
+
+    Written as shifted multiply-adds (one pass per tap and axis) rather than a depthwise ``conv2d``:
+    PyTorch has no fast float64 depthwise convolution on the CPU (its fallback was ~5x slower and
+    allocated im2col buffers of 11x the input per call).
+    """
+    taps = [float(t) for t in window.tolist()]
+    out_w = images.shape[-1] - len(taps) + 1
+    along_w = images[..., :out_w] * taps[0]
+    for k, tap in enumerate(taps[1:], start=1):
+        along_w.add_(images[..., k:k + out_w], alpha=tap)
+    out_h = images.shape[-2] - len(taps) + 1
+    result = along_w[..., :out_h, :] * taps[0]
+    for k, tap in enumerate(taps[1:], start=1):
+        result.add_(along_w[..., k:k + out_h, :], alpha=tap)
+    return result
 
 
 def _ssim_cs_maps(

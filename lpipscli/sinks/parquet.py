@@ -21,7 +21,7 @@ from lpipscli.sinks import json_safe
 from lpipscli.sinks.text import JsonlSink, meta_path
 
 METADATA_KEY = b"lpipscli"
-_INT_COLUMNS = {"width", "height", "frame"}
+_INT_COLUMNS = {"width", "height", "frame", "dist_frame"}
 _STR_COLUMNS = {"ref", "dist", "dist_root", "status", "error", "resized_from", "key"}
 
 
