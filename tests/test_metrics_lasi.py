@@ -8,11 +8,12 @@ through an SVD with JAX's default cut-off.
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
 
-import lpipscli.metrics.lasi as lasi_module
 from lpipscli.errors import MetricInputError
 from lpipscli.metrics.lasi import causal_neighbourhood, lasi
 
@@ -68,6 +69,9 @@ RGB_STENCILS = {
     ],
 }
 GRAY_STENCIL = [(-1, 0), (0, -1), (-2, 0), (-1, -1), (-1, 1), (0, -2), (-3, 0), (-2, -1), (-2, 1), (-1, -2)]
+
+# the package re-exports the function `lasi`, which shadows the submodule attribute
+lasi_module = importlib.import_module("lpipscli.metrics.lasi")
 
 
 # --------------------------------------------------------------------------- brute force (definition)

@@ -274,7 +274,8 @@ def test_mmd_pp_terms_match_numpy(weights, term):
             "rbf": np_patch_rbf(r, d),
             "mmd": np_mmd_rff(r, d, sigma=0.54, features=512, seed=5, normalize="channel_mean"),
         }
-        want = parts[term] if term != "all" else 0.001 * parts["l2"] + 0.05 * parts["rbf"] + parts["mmd"]
+        # default weights: the LAB formula, i.e. 0.5 on our x2-scaled RFF term
+        want = parts[term] if term != "all" else 0.001 * parts["l2"] + 0.05 * parts["rbf"] + 0.5 * parts["mmd"]
         assert parts[term if term != "all" else "mmd"] > 1e-4
         assert got[k].item() == pytest.approx(want, rel=TOLERANCES["mmd_pp_vs_numpy_rtol"])
 
