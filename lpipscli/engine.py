@@ -277,17 +277,8 @@ class Engine:
 
         with _sigint_flag() as stop:
             for batch in self._loader(work):
-                rows = self._score(work, batch)
-                failed_rows = [r for r in rows if r["status"] == "error"]
-                if failed_rows and not skip:
-                    rows = [r for r in rows if r["status"] == "ok"]
-                    emit(rows)
-                    self._record(result, rows + failed_rows)
+                if not self._deliver(self._score(work, batch), emit, result, on_progress):
                     return result
-                emit(rows)
-                self._record(result, rows)
-                if on_progress:
-                    on_progress(len(rows))
                 if stop.is_set():
                     result.interrupted = True
                     break
@@ -357,7 +348,6 @@ class Engine:
         if previous_rows:
             self._record(result, previous_rows)
             done = {(r["dist_root"], int(r["frame"])) for r in previous_rows}
-        skip = self.config.on_error == "skip"
         labels = [str(d) for d in self.config.dists]
         height, width = plan.ref.height, plan.ref.width
         budget = self.max_batch_pixels
@@ -369,20 +359,9 @@ class Engine:
             nonlocal items, chunks, n_pairs
             if not items:
                 return True
-            batch = collate(items)
-            rows = self._score(SimpleNamespace(chunks=chunks), batch)
+            rows = self._score(SimpleNamespace(chunks=chunks), collate(items))
             items, chunks, n_pairs = [], [], 0
-            failed_rows = [r for r in rows if r["status"] == "error"]
-            if failed_rows and not skip:
-                ok_rows = [r for r in rows if r["status"] == "ok"]
-                emit(ok_rows)
-                self._record(result, ok_rows + failed_rows)
-                return False
-            emit(rows)
-            self._record(result, rows)
-            if on_progress:
-                on_progress(len(rows))
-            return True
+            return self._deliver(rows, emit, result, on_progress)
 
         with _sigint_flag() as stop, iter_frame_groups(plan, alpha=self.config.alpha) as stream:
             for group in stream:
@@ -404,6 +383,21 @@ class Engine:
             plan_warnings = list(plan.warnings)
         result.warnings = plan_warnings
         return result
+
+    def _deliver(self, rows: list[dict], emit, result: RunResult, on_progress) -> bool:
+        """Emit a scored batch; with ``on_error="fail"`` a failed pair stops the run (returns False) after
+        the batch's good rows were emitted."""
+        failed_rows = [r for r in rows if r["status"] == "error"]
+        if failed_rows and self.config.on_error != "skip":
+            ok_rows = [r for r in rows if r["status"] == "ok"]
+            emit(ok_rows)
+            self._record(result, ok_rows + failed_rows)
+            return False
+        emit(rows)
+        self._record(result, rows)
+        if on_progress:
+            on_progress(len(rows))
+        return True
 
     def _frame_item(self, plan, group, labels, done, chunk_index, height, width):
         """One frame group as a dataset item (same shape as :class:`PairDataset` items) and its chunk."""
