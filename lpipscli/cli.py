@@ -208,7 +208,8 @@ def compare(
             heatmaps=heatmaps, heatmap_format=(heatmap_format or HeatmapFormat.png).value,
             heatmap_panel=heatmap_panel, heatmap_scale=(heatmap_scale or HeatmapScale.fixed).value,
             heatmap_worst=heatmap_worst, heatmap_legend=heatmap_legend, heatmap_every=heatmap_every,
-            video=_video_options(ref, dists, pair_by, start, max_frames, step, offset, frames, heatmap_video),
+            video=_video_options(ref, dists, pair_by, start, max_frames, step, offset, frames, heatmap_video,
+                                 heatmap_every),
         )
         config = _with_lpips_version(config, lpips_version.value)
         config = _with_metric_options(config, {
@@ -225,7 +226,7 @@ def compare(
     raise typer.Exit(code)
 
 
-def _video_options(ref, dists, pair_by, start, max_frames, step, offset, frames, heatmap_video):
+def _video_options(ref, dists, pair_by, start, max_frames, step, offset, frames, heatmap_video, heatmap_every=1):
     """VideoOptions when an input is a video file or --pair-by index is given, else None (image mode)."""
     from lpipscli.config import VideoOptions
     from lpipscli.io.video import is_video
@@ -235,6 +236,7 @@ def _video_options(ref, dists, pair_by, start, max_frames, step, offset, frames,
         given = [name for name, value, default in (
             ("--start", start, 0), ("--max-frames", max_frames, None), ("--step", step, 1),
             ("--offset", offset, 0), ("--frames", frames, None), ("--heatmap-video", heatmap_video, None),
+            ("--heatmap-every", heatmap_every, 1),
         ) if value != default]
         if given:
             raise UsageError(f"{', '.join(given)} apply to video inputs (or frame folders with --pair-by index)")

@@ -129,6 +129,8 @@ class Engine:
         self.heatmaps = None
         #: a :class:`MapVideo` when --heatmap-video is given (set by the caller)
         self.map_video = None
+        #: (first scored frame, step): --heatmap-every counts scored frames on this grid
+        self._frame_grid = (0, 1)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -290,7 +292,8 @@ class Engine:
         if isinstance(pair, FramePair):
             if self.map_video is not None:
                 self.map_video.add(pair, p, maps, inputs, index)
-            if pair.frame % max(1, self.config.heatmap_every):
+            start, step = self._frame_grid
+            if ((pair.frame - start) // step) % max(1, self.config.heatmap_every):
                 return
         ref_img = dist_img = None
         if self.heatmaps.panel:
@@ -343,6 +346,7 @@ class Engine:
 
         if not self.runners:
             self.build()
+        self._frame_grid = (plan.ref_indices.start, plan.ref_indices.step)
         result = RunResult(n_pairs=plan.n_pairs)
         done = set()
         if previous_rows:

@@ -682,10 +682,10 @@ def _frame_groups(plan: VideoPlan, queue_size: int, alpha: str) -> Iterator[Fram
                         continue
                     dist_plan.actual_frame_count = message[1]
                     ended[j] = (
-                        f"dist ended after {message[1]} frames (its container reported "
+                        f"{dist_plan.source.path}: dist ended after {message[1]} frames (its container reported "
                         f"{dist_plan.source.frame_count}), reference has {n_ref}"
                     )
-                    plan.warnings.append(f"{dist_plan.source.path}: {ended[j]}")
+                    plan.warnings.append(ended[j])
                 dists.append(None)
                 errors.append(ended[j])
             yield FrameGroup(index=index, time=time, ref=ref, dists=dists, dist_indices=dist_indices,
