@@ -481,6 +481,7 @@ def diff(
             console.print(f"[yellow]lpips: warning:[/] {escape_text(warning)}", highlight=False, soft_wrap=True)
         direction = {m: REGISTRY[m].higher_is_better for m in result.metrics if m in REGISTRY}
         summary = result.summary(direction)
+        summary["provenance"] = result.provenance
         if output is not None:
             sink = open_sink(output, fmt.value if fmt else None, result.columns, result.provenance)
             sink.write(result.output_rows())

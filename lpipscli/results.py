@@ -302,14 +302,18 @@ def _read_parquet(path: Path) -> ResultTable:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from lpipscli.sinks.parquet import METADATA_KEY
+    from lpipscli.sinks.parquet import COMPLETE_KEY, METADATA_KEY
 
     try:
         table = pq.read_table(path)
+        footer = pq.read_metadata(path).metadata or {}
     except (OSError, pa.ArrowException) as exc:
         raise UsageError(f"{path}: cannot read as Parquet: {exc}") from None
     meta = table.schema.metadata or {}
     provenance, warnings = None, []
+    complete = {b"true": True, b"false": False}.get(footer.get(COMPLETE_KEY))
+    if complete is False:
+        warnings.append(f"{path}: the run that wrote it did not finish (interrupted or stopped at an error)")
     if METADATA_KEY in meta:
         try:
             provenance = json.loads(meta[METADATA_KEY])
@@ -346,7 +350,7 @@ def _read_parquet(path: Path) -> ResultTable:
         typed[c] = values
     rows = [{c: typed[c][i] for c in columns} for i in range(table.num_rows)]
     return ResultTable(columns=columns, rows=rows, provenance=provenance, path=str(path), kinds=kinds,
-                       complete=None, warnings=warnings)
+                       complete=complete, warnings=warnings)
 
 
 def _derived_names(metric: str) -> tuple[str, ...]:

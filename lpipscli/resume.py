@@ -27,7 +27,12 @@ def previous_rows(path: str, fmt: str, settings_hash: str, columns: tuple[str, .
         source = target
     if source is None:
         return []
-    table = read_results(source)
+    source_fmt = fmt if source == target else "jsonl"  # the Parquet journal is JSON Lines
+    if source_fmt != "parquet":
+        from lpipscli.sinks.text import trim_partial_line
+
+        trim_partial_line(source)  # a killed writer may have left half a line
+    table = read_results(source, source_fmt)
     provenance = table.provenance
     if not provenance or "settings_hash" not in provenance:
         raise UsageError(f"--resume: {source} has no provenance (its .meta.json is missing), so it cannot be "

@@ -21,6 +21,8 @@ from lpipscli.sinks import json_safe
 from lpipscli.sinks.text import JsonlSink, meta_path
 
 METADATA_KEY = b"lpipscli"
+#: footer key: b"true" when the run finished, b"false" when it was interrupted or stopped at an error
+COMPLETE_KEY = b"lpipscli_complete"
 _INT_COLUMNS = {"width", "height", "frame", "dist_frame"}
 _STR_COLUMNS = {"ref", "dist", "dist_root", "status", "error", "resized_from", "key"}
 
@@ -92,11 +94,13 @@ class ParquetSink:
         self.last_flush = time.monotonic()
 
     def close(self, summary: dict | None = None, *, complete: bool | None = None) -> None:
-        """Finish the file (always readable) and drop the journal; ``complete`` is for the text sinks."""
+        """Finish the file (always readable), record whether the run completed, and drop the journal."""
         if self.closed:
             return
         self.closed = True
         self.flush()
+        done = summary is not None if complete is None else complete
+        self.writer.add_key_value_metadata({COMPLETE_KEY: b"true" if done else b"false"})
         self.writer.close()
         os.replace(self.tmp, self.path)
         self.journal.close(summary)
