@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,7 +20,7 @@ def torch_home_with_weights(nets=("alex",)) -> tuple[str, bool]:
     """A TORCH_HOME holding the backbones: the real cache when it has them, else a temporary seeded one.
 
     Returns the folder and whether the weights are real. Seeded weights cost the same compute, so timings
-    hold either way; only the LPIPS values differ.
+    hold either way; only the LPIPS values differ. A temporary folder is removed when the script exits.
     """
     from lpipscli import weights
     from lpipscli.testing import write_seeded_backbones
@@ -26,37 +28,44 @@ def torch_home_with_weights(nets=("alex",)) -> tuple[str, bool]:
     if all(weights.backbone_path(n).is_file() for n in nets):
         return os.environ.get("TORCH_HOME", ""), True
     home = tempfile.mkdtemp(prefix="lpipscli-bench-")
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
     write_seeded_backbones(Path(home), nets)
     return home, False
 
 
-def _tree_rss_kib(root: int) -> int:
-    """Resident memory of a process and all its descendants, in KiB (Linux /proc)."""
+def _tree_pss_kib(root: int) -> int:
+    """Proportional set size of a process and all its descendants, in KiB (Linux /proc).
+
+    PSS splits pages shared between processes (forked DataLoader workers share most of the parent's
+    memory) among them, so the sum over the tree counts each page once.
+    """
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as handle:
                 fields = handle.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{entry}/statm") as handle:
-                pages = int(handle.read().split()[1])
-        except (OSError, IndexError, ValueError):
+        except (OSError, IndexError):
             continue
-        pid, ppid = int(entry), int(fields[1])
-        children.setdefault(ppid, []).append(pid)
-        rss[pid] = pages * os.sysconf("SC_PAGE_SIZE") // 1024
+        children.setdefault(int(fields[1]), []).append(int(entry))
     total, stack = 0, [root]
     while stack:
         pid = stack.pop()
-        total += rss.get(pid, 0)
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as handle:
+                for line in handle:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
         stack.extend(children.get(pid, []))
     return total
 
 
 def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
-    """Run ``cmd``; return (wall seconds, peak RSS of its process tree in MiB, stdout)."""
+    """Run ``cmd``; return (wall seconds, peak memory (PSS) of its process tree in MiB, stdout)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})
@@ -66,7 +75,7 @@ def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float,
     def poll() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, _tree_rss_kib(proc.pid))
+            peak = max(peak, _tree_pss_kib(proc.pid))
             time.sleep(0.05)
 
     thread = threading.Thread(target=poll, daemon=True)

@@ -11,8 +11,9 @@ from torch import Tensor
 
 #: A metric runner, built once per run: ``runner(ref, dist, ref_index) -> (P,)``.
 #: ``ref`` holds each distinct reference image once ``(R, C, H, W)``; ``dist`` holds ``(P, C, H, W)``
-#: and ``ref_index`` ``(P,)`` says which reference each distorted image is compared with, so that
-#: metrics with reusable reference features (LPIPS) compute them once per reference.
+#: and ``ref_index`` ``(P,)`` says which reference each distorted image is compared with (None when
+#: ``ref[p]`` pairs with ``dist[p]``), so that metrics with reusable reference features (LPIPS) compute
+#: them once per reference.
 Runner = Callable[[Tensor, Tensor, Tensor], Tensor]
 
 

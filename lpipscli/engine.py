@@ -456,6 +456,7 @@ class Engine:
         if batch["dist"] is not None:
             inputs = _Inputs(batch["ref"], batch["dist"], self.device)
             index = batch["ref_index"].to(self.device, non_blocking=True)
+            runner_index = None if batch.get("identity") else index  # None: ref[i] pairs with dist[i]
             scores: dict[str, list[float]] = {}
             maps: dict[str, list] = {}
             oom: dict[int, str] = {}
@@ -463,7 +464,7 @@ class Engine:
                 for key, runner in self.runners.items():
                     ref, dist = inputs.get(REGISTRY[key].input_dtype)
                     with_map = self.heatmaps is not None and key in self.map_metrics
-                    values, maps[key] = _split_on_oom(key, runner, ref, dist, index, oom, with_map=with_map)
+                    values, maps[key] = _split_on_oom(key, runner, ref, dist, runner_index, oom, with_map=with_map)
                     scores[key] = values.double().cpu().tolist()
             for p, (c, k) in enumerate(batch["scored"]):
                 chunk = work.chunks[c]
@@ -533,16 +534,19 @@ def _split_on_oom(key: str, runner: Runner, ref: torch.Tensor, dist: torch.Tenso
         )
         return torch.full((1,), float("nan"), dtype=torch.float64, device=dist.device), ([None] if with_map else None)
     half = n // 2
-    s1, m1 = _split_on_oom(key, runner, ref, dist[:half], index[:half], errors, offset, with_map=with_map)
-    s2, m2 = _split_on_oom(key, runner, ref, dist[half:], index[half:], errors, offset + half, with_map=with_map)
+    if index is None:  # identity pairing: split the references with the distorted images
+        parts = [(ref[:half], dist[:half], None), (ref[half:], dist[half:], None)]
+    else:
+        parts = [(ref, dist[:half], index[:half]), (ref, dist[half:], index[half:])]
+    s1, m1 = _split_on_oom(key, runner, *parts[0], errors, offset, with_map=with_map)
+    s2, m2 = _split_on_oom(key, runner, *parts[1], errors, offset + half, with_map=with_map)
     return torch.cat([s1.double(), s2.double()]), (m1 + m2 if with_map else None)
 
 
 def _pure_runner(fn, params, map_fn=None) -> Runner:
-    def run(ref: torch.Tensor, dist: torch.Tensor, ref_index: torch.Tensor, *, with_map: bool = False):
-        if with_map:
-            return map_fn(ref.index_select(0, ref_index), dist, **params)
-        return fn(ref.index_select(0, ref_index), dist, **params)
+    def run(ref: torch.Tensor, dist: torch.Tensor, ref_index: torch.Tensor | None, *, with_map: bool = False):
+        refs = ref if ref_index is None else ref.index_select(0, ref_index)
+        return (map_fn if with_map else fn)(refs, dist, **params)
 
     return run
 

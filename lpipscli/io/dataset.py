@@ -232,7 +232,7 @@ def collate(items: list[dict]) -> dict:
                 dists.append(dist)
                 ref_index.append(len(refs) - 1)
                 scored.append((item["chunk"], k))
-    batch = {"scored": scored, "failed": failed, "ref": None, "dist": None, "ref_index": None}
+    batch = {"scored": scored, "failed": failed, "ref": None, "dist": None, "ref_index": None, "identity": False}
     if dists:
         tensors = refs + dists
         if len({t.dtype for t in tensors}) > 1:  # mixed bit depths: exact float64 in [0, 1]
@@ -240,4 +240,6 @@ def collate(items: list[dict]) -> dict:
         batch["ref"] = torch.stack(tensors[: len(refs)])
         batch["dist"] = torch.stack(tensors[len(refs):])
         batch["ref_index"] = torch.tensor(ref_index, dtype=torch.long)
+        #: one distorted image per reference, in order: metrics can skip gathering references
+        batch["identity"] = ref_index == list(range(len(refs)))
     return batch

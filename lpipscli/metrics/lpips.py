@@ -164,13 +164,16 @@ class LPIPS(nn.Module):
         check_pair(ref, dist, name=f"lpips_{self.net_name}", min_side=self.min_side)
         return self.distance(self.features(ref), self.features(dist))
 
-    def runner(self, ref: Tensor, dist: Tensor, ref_index: Tensor, *, with_map: bool = False):
+    def runner(self, ref: Tensor, dist: Tensor, ref_index: Tensor | None, *, with_map: bool = False):
         """Score ``dist[p]`` against ``ref[ref_index[p]]``, computing each reference's features once.
 
-        With ``with_map`` also return the spatial maps ``(P, 1, H, W)`` (official ``spatial=True``).
+        ``ref_index=None`` means ``ref[p]`` pairs with ``dist[p]``. With ``with_map`` also return the
+        spatial maps ``(P, 1, H, W)`` (official ``spatial=True``).
         """
         check_pair(ref[:1], dist[:1], name=f"lpips_{self.net_name}", min_side=self.min_side)
-        ref_feats = [f.index_select(0, ref_index) for f in self.features(ref)]
+        ref_feats = self.features(ref)
+        if ref_index is not None:
+            ref_feats = [f.index_select(0, ref_index) for f in ref_feats]
         out_hw = tuple(dist.shape[-2:]) if with_map else None
         return self.distance(ref_feats, self.features(dist), out_hw=out_hw)
 

@@ -79,6 +79,10 @@ def _check_settings(name: str, data_range: float, kernel_size: int, sigma: float
         raise MetricInputError(f"{name}: sigma must be positive, got {sigma}")
 
 
+#: working-memory budget of one SSIM chunk (float64 moments), in bytes
+_CHUNK_BYTES = 64 * 1024 * 1024
+
+
 def _gaussian_window(kernel_size: int, sigma: float, device: torch.device) -> Tensor:
     """Normalised 1-D Gaussian taps ``(kernel_size,)`` in float64 (the 2-D window is their outer product)."""
     coords = torch.arange(kernel_size, dtype=COMPUTE_DTYPE, device=device) - kernel_size // 2
@@ -134,10 +138,21 @@ def _ssim(
     return_map: bool,
 ) -> Tensor | tuple[Tensor, Tensor]:
     window = _gaussian_window(kernel_size, sigma, x.device)
-    ssim_map, _ = _ssim_cs_maps(x.to(COMPUTE_DTYPE), y.to(COMPUTE_DTYPE), window, data_range, k1, k2)
-    value = ssim_map.mean(dim=(2, 3)).mean(dim=1)
+    # Bounded working memory: the float64 moments take ~20x the input, so large batches go in chunks
+    # (per-image values do not depend on the chunking).
+    per_image = x[0].numel() * 8 * 5
+    chunk = max(1, _CHUNK_BYTES // max(1, per_image))
+    values, maps = [], []
+    for i in range(0, x.shape[0], chunk):
+        ssim_map, _ = _ssim_cs_maps(
+            x[i:i + chunk].to(COMPUTE_DTYPE), y[i:i + chunk].to(COMPUTE_DTYPE), window, data_range, k1, k2
+        )
+        values.append(ssim_map.mean(dim=(2, 3)).mean(dim=1))
+        if return_map:
+            maps.append(ssim_map.mean(dim=1, keepdim=True))
+    value = torch.cat(values)
     if return_map:
-        return value, ssim_map.mean(dim=1, keepdim=True)
+        return value, torch.cat(maps)
     return value
 
 
