@@ -1,4 +1,4 @@
-"""Shared helpers for the benchmark scripts: data location, seeded weights, peak-RSS measurement."""
+"""Shared helpers for the benchmark scripts: data location, seeded weights, peak-memory (PSS) measurement."""
 
 from __future__ import annotations
 
