@@ -5,7 +5,7 @@ fallback, used for .webp, needs matplotlib, so the OpenCV branch is used for eve
 forward pass per pair, reference features recomputed for every distorted folder. This script runs that loop
 (pairing files by stem, since the shared data's distorted files change extension) and `lpips compare` over
 all distorted folders at once, each as its own process, and prints pairs/s, the ratio and peak memory
-(resident set of the process tree, decoding workers included).
+(proportional set size of the process tree, decoding workers included, shared pages counted once).
 
     python benchmarks/bench_compare.py                       # ../shared/data, LPIPS-alex
     python benchmarks/bench_compare.py --net vgg --data DIR  # DIR/ref and DIR/dist/*/

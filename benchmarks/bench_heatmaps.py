@@ -10,8 +10,9 @@ mode, writing into a fresh temporary folder each time:
     panel         --heatmaps DIR --heatmap-panel       (ref | dist | heatmap PNG panels)
     worst5        --heatmaps DIR --heatmap-worst 5     (only the 5 worst maps per metric, written at the end)
 
-and prints wall time, peak memory (resident set of the process tree, decoding workers included), the
-number and total size of the files written, and each mode's ratio against the baseline.
+and prints wall time, peak memory (proportional set size of the process tree, decoding workers included,
+shared pages counted once), the number and total size of the files written, and each mode's ratio against
+the baseline.
 
     python benchmarks/bench_heatmaps.py                                  # ../shared/data, best of 2
     python benchmarks/bench_heatmaps.py --dists jpeg_q10,webp_q20 --repeat 3

@@ -28,7 +28,7 @@ What each side computes (so the ratio compares tools, not identical arithmetic):
 Besides whole-process frames/s, "steady" is (frames - 1) / (wall - wall of the same command limited to
 one frame: `--max-frames 1` for ours, `-frames:v 1` for ffmpeg), the rate once start-up is paid.
 Every measurement runs --repeat times; the best wall time and the lowest peak memory are kept (peak =
-resident set of the process tree, decoding workers included, sampled every 50 ms, so for ffmpeg runs
+proportional set size (PSS) of the process tree, decoding workers included, sampled every 50 ms, so for ffmpeg runs
 of a fraction of a second it can under-read). Without real ImageNet weights in the torch cache it writes
 seeded stand-ins into a temporary TORCH_HOME: same compute, so the timings hold; the LPIPS values are
 then not meaningful. ffmpeg is not installed by this script: without it (Debian: `apt-get install
