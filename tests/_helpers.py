@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+from hypothesis import strategies as st
 
 
 def smooth_image(height: int, width: int, channels: int = 3, seed: int = 0) -> np.ndarray:
@@ -21,3 +24,40 @@ def distort(image: np.ndarray, seed: int = 1, sigma: float = 12.0) -> np.ndarray
     rng = np.random.default_rng(seed)
     noisy = image.astype(np.float64) + rng.normal(0, sigma, image.shape)
     return np.clip(noisy, 0, 255).round().astype(image.dtype)
+
+
+#: A hypothesis strategy of byte-level corruptions: flip a byte, truncate, or insert bytes.
+MUTATION = st.one_of(
+    st.tuples(st.just("flip"), st.floats(0, 1, exclude_max=True), st.integers(1, 255)),
+    st.tuples(st.just("truncate"), st.floats(0, 1, exclude_max=True), st.just(0)),
+    st.tuples(st.just("insert"), st.floats(0, 1), st.binary(min_size=1, max_size=8)),
+)
+
+
+def mutate(data: bytes, mutations) -> bytes:
+    """Apply :data:`MUTATION` draws to ``data`` (positions are fractions of its current length)."""
+    for kind, where, arg in mutations:
+        pos = int(where * len(data))
+        if kind == "flip" and data:
+            pos = min(pos, len(data) - 1)
+            data = data[:pos] + bytes([data[pos] ^ arg]) + data[pos + 1:]
+        elif kind == "truncate":
+            data = data[:pos]
+        elif kind == "insert":
+            data = data[:pos] + arg + data[pos:]
+    return data
+
+
+def read_video_rgb(path: Path) -> list[np.ndarray]:
+    """Every frame of a video as RGB, read with OpenCV directly (independent of the module under test)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(np.ascontiguousarray(frame[..., ::-1]))
+    cap.release()
+    return frames

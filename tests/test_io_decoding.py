@@ -15,6 +15,7 @@ import zlib
 import cv2
 import numpy as np
 import pytest
+from _helpers import MUTATION, mutate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile, ImageOps
@@ -601,35 +602,17 @@ def _valid_sources() -> dict[str, bytes]:
 
 SOURCES = _valid_sources()
 
-_mutation = st.one_of(
-    st.tuples(st.just("flip"), st.floats(0, 1, exclude_max=True), st.integers(1, 255)),
-    st.tuples(st.just("truncate"), st.floats(0, 1, exclude_max=True), st.just(0)),
-    st.tuples(st.just("insert"), st.floats(0, 1), st.binary(min_size=1, max_size=8)),
-)
-
-
-def _mutate(data: bytes, mutations) -> bytes:
-    for kind, where, arg in mutations:
-        pos = int(where * len(data))
-        if kind == "flip" and data:
-            pos = min(pos, len(data) - 1)
-            data = data[:pos] + bytes([data[pos] ^ arg]) + data[pos + 1:]
-        elif kind == "truncate":
-            data = data[:pos]
-        elif kind == "insert":
-            data = data[:pos] + arg + data[pos:]
-    return data
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 @given(
     source=st.sampled_from(sorted(SOURCES)),
-    mutations=st.lists(_mutation, min_size=1, max_size=3),
+    mutations=st.lists(MUTATION, min_size=1, max_size=3),
     fix_crc=st.booleans(),
     alpha=st.sampled_from(["drop", "white", "error"]),
 )
 def test_fuzz_corrupted_bytes(source, mutations, fix_crc, alpha):
-    data = _mutate(SOURCES[source], mutations)
+    data = mutate(SOURCES[source], mutations)
     if fix_crc and source.startswith("png"):
         data = _fix_png_crcs(data)
     with tempfile.TemporaryDirectory() as d:

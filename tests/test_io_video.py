@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from _helpers import read_video_rgb
 
 import lpipscli.io.video as video
 from lpipscli.errors import DecodeError, PairingError, UsageError
@@ -70,17 +71,7 @@ def write_clip(path: Path, ids, fourcc: str, *, size=(W, H), fps: float = FPS) -
     return path
 
 
-def read_all_cv2(path: Path) -> list[np.ndarray]:
-    """Every frame as RGB, read directly with OpenCV (independent of the module under test)."""
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame[..., ::-1])
-    cap.release()
-    return frames
+read_all_cv2 = read_video_rgb  # every frame as RGB, read with OpenCV directly
 
 
 @dataclass(frozen=True)

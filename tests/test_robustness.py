@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _helpers import distort, smooth_image
+from _helpers import MUTATION, distort, mutate, smooth_image
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -711,29 +711,11 @@ def _fuzz_sources() -> dict[str, tuple[bytes, str]]:
 FUZZ_SOURCES = _fuzz_sources()
 FUZZ_REF = png_bytes(distort(smooth_image(24, 32, 3, seed=3), seed=4))
 
-_mutation = st.one_of(
-    st.tuples(st.just("flip"), st.floats(0, 1, exclude_max=True), st.integers(1, 255)),
-    st.tuples(st.just("truncate"), st.floats(0, 1, exclude_max=True), st.just(0)),
-    st.tuples(st.just("insert"), st.floats(0, 1), st.binary(min_size=1, max_size=8)),
-)
-
-
-def _mutate(data: bytes, mutations) -> bytes:
-    for kind, where, arg in mutations:
-        pos = int(where * len(data))
-        if kind == "flip" and data:
-            pos = min(pos, len(data) - 1)
-            data = data[:pos] + bytes([data[pos] ^ arg]) + data[pos + 1:]
-        elif kind == "truncate":
-            data = data[:pos]
-        elif kind == "insert":
-            data = data[:pos] + arg + data[pos:]
-    return data
 
 
 @settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    files=st.lists(st.tuples(st.sampled_from(sorted(FUZZ_SOURCES)), st.lists(_mutation, min_size=1, max_size=3)),
+    files=st.lists(st.tuples(st.sampled_from(sorted(FUZZ_SOURCES)), st.lists(MUTATION, min_size=1, max_size=3)),
                    min_size=1, max_size=3),
     corrupt_ref=st.booleans(),
 )
@@ -745,9 +727,9 @@ def test_fuzz_corrupted_files_never_crash_the_engine(files, corrupt_ref):
         names = {}
         for n, (source, mutations) in enumerate(files):
             data, ext = FUZZ_SOURCES[source]
-            mutated = _mutate(data, mutations)
+            mutated = mutate(data, mutations)
             if corrupt_ref and n == 0:  # the reference of the first pair is the broken file
-                (root / "ref" / f"f{n}.png").write_bytes(_mutate(FUZZ_REF, mutations))
+                (root / "ref" / f"f{n}.png").write_bytes(mutate(FUZZ_REF, mutations))
                 (root / "out" / f"f{n}{ext}").write_bytes(data)
             else:
                 (root / "ref" / f"f{n}.png").write_bytes(FUZZ_REF)

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from _helpers import distort, smooth_image
+from _helpers import distort, read_video_rgb, smooth_image
 from typer.testing import CliRunner
 
 from lpipscli.cli import app
@@ -59,17 +59,7 @@ def write_clip(path: Path, frames: list[np.ndarray], fps: float = FPS) -> Path:
     return path
 
 
-def decode_cv2(path: Path) -> list[np.ndarray]:
-    """Every frame as RGB, read with OpenCV directly (independent of the module under test)."""
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(np.ascontiguousarray(frame[..., ::-1]))
-    cap.release()
-    return frames
+decode_cv2 = read_video_rgb  # every frame as RGB, read with OpenCV directly
 
 
 def save_frames(folder: Path, frames: list[np.ndarray], names: list[str] | None = None) -> Path:
