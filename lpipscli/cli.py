@@ -412,7 +412,7 @@ def list_metrics(
     for r in rows:
         table.add_row(r["key"], r["measures"], r["range"], r["better"], "yes" if r["needs_weights"] else "no",
                       f"{r['min_side']} px")
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 @weights_app.callback()
@@ -440,7 +440,7 @@ def weights_list(
     for r in rows:
         table.add_row(r["needed_by"], r["file"], "yes" if r["present"] else "NO",
                       "yes" if r["verified"] else ("NO" if r["present"] else "-"), r["path"])
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 @weights_app.command("download")
