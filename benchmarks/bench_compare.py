@@ -85,6 +85,32 @@ def main() -> None:
           f"   (import+build {official['setup_s']:.2f} s, loop {official['loop_s']:.2f} s)")
     print(f"{'lpips compare':28s}{wall_ours:9.2f}{n / wall_ours:10.2f}{mem_ours:10.0f}")
     print(f"ratio (official wall / ours): {wall_off / wall_ours:.2f}x over {n} pairs, whole processes")
+    reuse(ref_dir, dist_dirs, args.net, env)
+
+
+def reuse(ref_dir: Path, dist_dirs: list[Path], net: str, env: dict) -> None:
+    """In-process: one run over every distorted folder (each reference's features computed once) against
+    one run per folder (features recomputed), scoring time only (no imports, no weight loading)."""
+    import os
+    import time
+
+    os.environ.update(env)
+    from lpipscli.config import RunConfig
+    from lpipscli.engine import Engine
+
+    def score(dists: list[Path]) -> float:
+        engine = Engine(RunConfig(ref=ref_dir, dists=tuple(dists), metrics=(f"lpips_{net}",), workers=0,
+                                  allow_unverified_weights=True))
+        engine.build()
+        work = engine.plan(engine.pair())
+        start = time.perf_counter()
+        engine.execute(work, lambda rows: None)
+        return time.perf_counter() - start
+
+    together = score(dist_dirs)
+    separate = sum(score([d]) for d in dist_dirs)
+    print(f"reference features reused: one run over {len(dist_dirs)} folders {together:.2f} s, "
+          f"{len(dist_dirs)} runs of one folder {separate:.2f} s (scoring only): {separate / together:.2f}x")
 
 
 if __name__ == "__main__":
