@@ -17,19 +17,14 @@ from rich.markup import escape
 from lpipscli.errors import EXIT_GATE_FAILED, EXIT_OK, OutputError
 from lpipscli.gates import Gate, GateOutcome, evaluate_gates
 from lpipscli.reports import github_annotations, github_step_summary, junit_xml
-from lpipscli.sinks import json_safe, write_atomic, write_json_atomic
+from lpipscli.sinks import check_writable, json_safe, write_atomic, write_json_atomic
 from lpipscli.stats import worst
 
 
 def check_output_path(path: Path | None, option: str) -> None:
-    """Fail before compute when a report file cannot be written."""
-    if path is None:
-        return
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"{option} {path}: folder {parent} does not exist")
-    if path.is_dir() or not os.access(parent, os.W_OK):
-        raise OutputError(f"{option} {path}: not writable")
+    """Fail before compute when a report file cannot be written (``None``: no such report)."""
+    if path is not None:
+        check_writable(path, option)
 
 
 def worst_rows(

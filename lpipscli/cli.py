@@ -346,11 +346,11 @@ def summary(
     """Re-summarise and re-gate a results file without recomputing anything."""
     from rich.console import Console
 
-    from lpipscli.ci import check_output_path, finish, worst_rows
+    from lpipscli.ci import check_output_path, finish
     from lpipscli.gates import parse_gates
     from lpipscli.metrics import REGISTRY
-    from lpipscli.results import groups_for_gates, metric_columns, read_results, summarize_groups
-    from lpipscli.summary import print_group_table
+    from lpipscli.results import groups_for_gates, metric_columns, read_results
+    from lpipscli.summary import per_root_summary, print_group_table
 
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
     try:
@@ -363,11 +363,7 @@ def summary(
             console.print(f"[yellow]lpips: warning:[/] {escape_text(warning)}", highlight=False, soft_wrap=True)
         groups, failed, keys = groups_for_gates(table, metrics)
         direction = {m: REGISTRY[m].higher_is_better for m in metrics if m in REGISTRY}
-        per_root = summarize_groups(groups, failed, direction)
-        worst_pairs = worst_rows(groups, keys, direction, worst)
-        for root, block in per_root.items():
-            for metric, stats in block["metrics"].items():
-                stats["worst"] = worst_pairs[root][metric]
+        per_root = per_root_summary(groups, failed, keys, direction, worst)
         summary_dict = {"source": str(results), "pairs": len(table.rows), "complete": table.complete,
                         "per_dist_root": per_root, "provenance": table.provenance}
         if not quiet:

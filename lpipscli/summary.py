@@ -6,30 +6,32 @@ from typing import Any
 
 from lpipscli.engine import RunResult
 from lpipscli.metrics import REGISTRY
-from lpipscli.stats import summarize
+
+
+def per_root_summary(groups: dict[str, dict[str, Any]], failed: dict[str, int], keys: dict[str, list[str]],
+                     direction: dict[str, bool], worst_k: int) -> dict[str, Any]:
+    """``{dist_root: {"failed": n, "metrics": {metric: statistics + "worst"}}}`` for groups of values.
+
+    Statistics are those of :func:`lpipscli.results.summarize_groups` (NaN rows, i.e. failed pairs, are
+    counted in ``n_nan`` and never enter a statistic); ``worst`` lists the ``worst_k`` worst rows by name.
+    """
+    from lpipscli.ci import worst_rows
+    from lpipscli.results import summarize_groups
+
+    per_root = summarize_groups(groups, failed, direction)
+    worst = worst_rows(groups, keys, direction, worst_k)
+    for root, block in per_root.items():
+        for metric, stats in block["metrics"].items():
+            stats["worst"] = worst[root][metric]
+    return per_root
 
 
 def build_summary(result: RunResult, metrics: tuple[str, ...], dist_roots: list[str],
                   unmatched: dict | None = None, worst_k: int = 5) -> dict[str, Any]:
-    """Per distorted input and metric: the statistics of :func:`lpipscli.stats.summarize` and the worst pairs.
-
-    Failed pairs carry NaN scores, so they are counted in ``n_nan`` and never enter a statistic; the
-    number of failed pairs per input is reported beside them.
-    """
-    from lpipscli.ci import worst_rows
-
+    """The summary of a compare run: counts, and per distorted input and metric the statistics and worst pairs."""
     direction = {key: REGISTRY[key].higher_is_better for key in metrics}
-    worst = worst_rows(result.groups(metrics, dist_roots), result.names, direction, worst_k)
-    per_root: dict[str, Any] = {}
-    for root in dist_roots:
-        per_root[root] = {
-            "failed": result.failed_per_root.get(root, 0),
-            "metrics": {
-                key: {**summarize(result.values.get((root, key), []), higher_is_better=direction[key]),
-                      "worst": worst[root][key]}
-                for key in metrics
-            },
-        }
+    per_root = per_root_summary(result.groups(metrics, dist_roots), result.failed_per_root, result.names,
+                                direction, worst_k)
     return {
         "pairs": result.n_pairs,
         "scored": result.n_scored,

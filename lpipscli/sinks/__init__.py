@@ -35,18 +35,18 @@ def format_for(path: str, fmt: str | None) -> str:
     raise UsageError(f"-o {path}: cannot tell the format from the extension; use .csv, .parquet or .jsonl or --format")
 
 
-def check_writable(path: str) -> None:
-    """Fail early (before any compute) when the output cannot be created."""
-    if path == "-":
+def check_writable(path: str | os.PathLike, option: str = "-o") -> None:
+    """Fail early (before any compute) when an output file (``option`` names it in messages) cannot be created."""
+    if str(path) == "-":
         return
     target = Path(path)
     parent = target.parent if str(target.parent) else Path(".")
     if target.is_dir():
-        raise OutputError(f"-o {path}: is a folder")
+        raise OutputError(f"{option} {path}: is a folder")
     if not parent.is_dir():
-        raise OutputError(f"-o {path}: folder {parent} does not exist")
+        raise OutputError(f"{option} {path}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
-        raise OutputError(f"-o {path}: not writable")
+        raise OutputError(f"{option} {path}: not writable")
 
 
 def write_atomic(path: Path, text: str) -> None:
