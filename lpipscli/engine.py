@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from lpipscli.config import RunConfig, Runner
 from lpipscli.errors import DeviceError, UsageError
-from lpipscli.io.dataset import PairDataset, WorkPlan, collate, plan_work, to_unit_float
+from lpipscli.io.dataset import PairDataset, WorkPlan, collate, plan_work, size_problems, to_unit_float
 from lpipscli.io.pairing import FramePair, Pair, PairPlan, pair_inputs
 from lpipscli.metrics import REGISTRY, resolve_params
 
@@ -319,10 +319,9 @@ class Engine:
         plan = plan_video(self.config.ref, list(self.config.dists), start=opts.start, max_frames=opts.max_frames,
                           step=opts.step, offset=opts.offset, frames=opts.frames, resize=self.config.resize)
         height, width = plan.ref.height, plan.ref.width
-        too_small = [f"{k} needs at least {REGISTRY[k].min_side}x{REGISTRY[k].min_side} px"
-                     for k in self.config.metrics if min(height, width) < REGISTRY[k].min_side]
+        too_small = size_problems(width, height, {k: REGISTRY[k].min_side for k in self.config.metrics})
         if too_small:
-            raise UsageError(f"{plan.ref.path}: frames are {width}x{height}, too small: " + "; ".join(too_small))
+            raise UsageError(f"{plan.ref.path}: frames are {width}x{height}, too small: {too_small}")
         return plan
 
     def execute_video(

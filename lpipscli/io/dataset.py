@@ -49,6 +49,13 @@ class WorkPlan:
         return sum(len(c.pairs) for c in self.chunks)
 
 
+def size_problems(width: int, height: int, min_sides: dict[str, int]) -> str:
+    """Which metrics an image of this size is too small for, as one line ('' when none)."""
+    return "; ".join(
+        f"{key} needs at least {side}x{side} px" for key, side in min_sides.items() if min(width, height) < side
+    )
+
+
 def plan_work(
     groups: list[RefGroup],
     *,
@@ -81,11 +88,9 @@ def plan_work(
             failed.extend((pair, 0, 0, str(exc)) for pair in group.pairs)
             continue
         width, height = ref_info.width, ref_info.height
-        too_small = [
-            f"{key} needs at least {side}x{side} px" for key, side in min_sides.items() if min(width, height) < side
-        ]
+        too_small = size_problems(width, height, min_sides)
         if too_small:
-            msg = f"{group.ref_path}: image is {width}x{height}, too small: " + "; ".join(too_small)
+            msg = f"{group.ref_path}: image is {width}x{height}, too small: {too_small}"
             failed.extend((pair, width, height, msg) for pair in group.pairs)
             continue
         ok: list[tuple[Pair, tuple[int, int] | None]] = []
