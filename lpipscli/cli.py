@@ -101,92 +101,127 @@ def _parse_metrics(metric: list[str] | None, net: list[str] | None) -> tuple[str
 
 @app.command()
 def compare(
-    ref: Annotated[Path, typer.Argument(help="Reference folder or image file.", show_default=False)],
-    dists: Annotated[list[Path], typer.Argument(help="One or more distorted folders or image files.",
-                                                show_default=False)],
+    ref: Annotated[Path | None, typer.Argument(
+        help="Reference folder, image file, video file or frame folder.", show_default=False)] = None,
+    dists: Annotated[list[Path] | None, typer.Argument(
+        help="One or more distorted folders, image files, videos or frame folders.", show_default=False)] = None,
+    pairs: Annotated[Path | None, typer.Option(
+        "--pairs", help="A pair list instead of REF DISTS: CSV, Parquet or JSON Lines with columns ref,dist and "
+        "optionally group (the rows' dist_root); relative paths resolve against the list's folder.",
+        rich_help_panel="Inputs")] = None,
     metric: Annotated[list[str] | None, typer.Option(
         "--metric", "-m", help="Metric keys, comma-separated or repeated (see `lpips metrics`). "
-        "Default: lpips_alex,ssim,psnr.")] = None,
+        "Default: lpips_alex,ssim,psnr.", rich_help_panel="Metrics")] = None,
     net: Annotated[list[str] | None, typer.Option(
-        "--net", help="Shorthand for --metric lpips_NET (alex, vgg, squeeze).")] = None,
-    lpips_version: Annotated[LpipsVersion, typer.Option("--lpips-version", help="LPIPS heads version.")] = (
+        "--net", help="Shorthand for --metric lpips_NET (alex, vgg, squeeze).", rich_help_panel="Metrics")] = None,
+    lpips_version: Annotated[LpipsVersion, typer.Option("--lpips-version", help="LPIPS heads version.",
+        rich_help_panel="Metrics")] = (
         LpipsVersion.v01),
     output: Annotated[str, typer.Option(
-        "--output", "-o", help="Output file (.csv, .parquet, .jsonl); '-' writes CSV to stdout.")] = "-",
-    fmt: Annotated[Format | None, typer.Option("--format", help="Output format (default: from the extension).")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (auto = CUDA when available).")] = "auto",
+        "--output", "-o", help="Output file (.csv, .parquet, .jsonl); '-' writes CSV to stdout.",
+        rich_help_panel="Output")] = "-",
+    fmt: Annotated[Format | None, typer.Option("--format", help="Output format (default: from the extension).",
+        rich_help_panel="Output")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (auto = CUDA when available).",
+        rich_help_panel="Engine")] = "auto",
     workers: Annotated[int | None, typer.Option(
         help="Decoding worker processes (default: CPU cores - 1, at most 8; 0 = decode in the main process).",
-        min=0)] = None,
-    batch_size: Annotated[int, typer.Option(help="Most pairs per batch.", min=1)] = 16,
+        min=0, rich_help_panel="Engine")] = None,
+    batch_size: Annotated[int, typer.Option(help="Most pairs per batch.", min=1, rich_help_panel="Engine")] = 16,
+    tf32: Annotated[bool, typer.Option(
+        help="Allow TF32 matrix multiplies and convolutions on CUDA (faster on Ampere and newer; LPIPS then "
+        "differs from the float32 reference by ~1e-3). Recorded in the settings.", rich_help_panel="Engine")] = False,
     max_batch_pixels: Annotated[int | None, typer.Option(
-        help="Most pixels per batch, references included (default: 4 Mpx on CPU, 32 Mpx on CUDA).", min=1)] = None,
-    alpha: Annotated[Alpha, typer.Option(help="What to do with an alpha channel.")] = Alpha.drop,
+        help="Most pixels per batch, references included (default: 4 Mpx on CPU, 32 Mpx on CUDA).", min=1,
+        rich_help_panel="Engine")] = None,
+    alpha: Annotated[Alpha, typer.Option(help="What to do with an alpha channel.",
+        rich_help_panel="Inputs")] = Alpha.drop,
     resize: Annotated[Resize, typer.Option(
         help="none: a size mismatch is an error; dist-to-ref: resample the distorted image (bicubic, "
-        "antialiased).")] = Resize.none,
+        "antialiased).", rich_help_panel="Inputs")] = Resize.none,
     allow_unmatched: Annotated[bool, typer.Option(
-        help="Score the pairs that match and report the files without a partner instead of failing.")] = False,
+        help="Score the pairs that match and report the files without a partner instead of failing.",
+        rich_help_panel="Inputs")] = False,
     on_error: Annotated[OnError, typer.Option(
         help="fail: stop at the first bad pair (rows computed so far are kept); skip: record it with "
-        "status=error and go on.")] = OnError.fail,
+        "status=error and go on.", rich_help_panel="Robustness")] = OnError.fail,
     allow_unverified_weights: Annotated[bool, typer.Option(
         help="Use weight files whose sha256 does not match (custom backbones); recorded in the provenance. "
-        "Also LPIPSCLI_ALLOW_UNVERIFIED_WEIGHTS=1.")] = False,
+        "Also LPIPSCLI_ALLOW_UNVERIFIED_WEIGHTS=1.", rich_help_panel="Robustness")] = False,
     max_pixels: Annotated[int | None, typer.Option(
         help="Refuse images with more pixels than this (decompression-bomb guard; 0 disables). "
-        "Default: 256 Mpx.", min=0)] = None,
+        "Default: 256 Mpx.", min=0, rich_help_panel="Inputs")] = None,
     fail_if: Annotated[list[str] | None, typer.Option(
         "--fail-if", help="Quality gate, repeatable: the run fails (exit 1) when the expression is true. "
         "'STAT(METRIC) OP NUMBER' (STAT: mean, median, min, max, std, hmean, count, pN) or 'any(METRIC OP NUMBER)' "
-        "/ 'all(...)'; evaluated per distorted input, or over all of them with the prefix 'all:'.")] = None,
+        "/ 'all(...)'; evaluated per distorted input, or over all of them with the prefix 'all:'.",
+        rich_help_panel="Quality gates")] = None,
     allow_failed: Annotated[bool, typer.Option(
-        help="Let gates pass although some pairs failed (by default failed pairs fail every gate).")] = False,
+        help="Let gates pass although some pairs failed (by default failed pairs fail every gate).",
+        rich_help_panel="Quality gates")] = False,
     summary_json: Annotated[Path | None, typer.Option(
-        help="Write the summary (statistics, worst pairs, gates, provenance) as JSON.")] = None,
-    worst: Annotated[int, typer.Option(help="How many worst pairs the JSON summary lists per metric.", min=0)] = 5,
-    junit: Annotated[Path | None, typer.Option(help="Write gate results as JUnit XML.")] = None,
-    junit_per_pair: Annotated[bool, typer.Option(help="Also one JUnit test case per pair.")] = False,
+        help="Write the summary (statistics, worst pairs, gates, provenance) as JSON.",
+        rich_help_panel="Quality gates")] = None,
+    worst: Annotated[int, typer.Option(help="How many worst pairs the JSON summary lists per metric.", min=0,
+        rich_help_panel="Quality gates")] = 5,
+    junit: Annotated[Path | None, typer.Option(help="Write gate results as JUnit XML.",
+        rich_help_panel="Quality gates")] = None,
+    junit_per_pair: Annotated[bool, typer.Option(help="Also one JUnit test case per pair.",
+        rich_help_panel="Quality gates")] = False,
     mmd_sigma: Annotated[float | None, typer.Option(
-        help="RBF bandwidth of mmd and mmd_rff on [-1,1] 3x3 patch vectors (default 0.5).", min=0.0)] = None,
+        help="RBF bandwidth of mmd and mmd_rff on [-1,1] 3x3 patch vectors (default 0.5).", min=0.0,
+        rich_help_panel="Metrics")] = None,
     mmd_normalize: Annotated[MmdNormalize | None, typer.Option(
-        help="Patch normalisation of mmd and mmd_rff: none or channel_mean (DC removal) (default none).")] = None,
+        help="Patch normalisation of mmd and mmd_rff: none or channel_mean (DC removal) (default none).",
+        rich_help_panel="Metrics")] = None,
     mmd_features: Annotated[int | None, typer.Option(
-        help="Random Fourier features of mmd_rff (default 1024) and mmd_pp (default 512).", min=1)] = None,
+        help="Random Fourier features of mmd_rff (default 1024) and mmd_pp (default 512).", min=1,
+        rich_help_panel="Metrics")] = None,
     mmd_seed: Annotated[int | None, typer.Option(help="Seed of the random features of mmd_rff and mmd_pp "
-                                                     "(default 0).")] = None,
-    lasi_k: Annotated[int | None, typer.Option(help="LASI neighbourhood size (default 10).", min=1)] = None,
+                                                     "(default 0).", rich_help_panel="Metrics")] = None,
+    lasi_k: Annotated[int | None, typer.Option(help="LASI neighbourhood size (default 10).", min=1,
+        rich_help_panel="Metrics")] = None,
     heatmaps: Annotated[Path | None, typer.Option(
         help="Write a map of where each pair differs, per metric that has one (lpips_*, ssim, ssim_y, psnr, "
         "psnr_y, mse), to DIR/<dist_root name>/<relative path>.<metric>.png; the table gets <metric>_map "
-        "columns.")] = None,
+        "columns.", rich_help_panel="Heatmaps")] = None,
     heatmap_format: Annotated[HeatmapFormat, typer.Option(
         help="png: colour (magma, fixed scale per metric, scale in the PNG metadata); png16: 16-bit raw values "
-        "over the fixed scale; npy: float32 raw maps.")] = None,
-    heatmap_panel: Annotated[bool, typer.Option(help="PNG panels: ref | dist | heatmap side by side.")] = False,
+        "over the fixed scale; npy: float32 raw maps.", rich_help_panel="Heatmaps")] = HeatmapFormat.png,
+    heatmap_panel: Annotated[bool, typer.Option(help="PNG panels: ref | dist | heatmap side by side.",
+        rich_help_panel="Heatmaps")] = False,
     heatmap_scale: Annotated[HeatmapScale, typer.Option(
-        help="fixed: the metric's documented scale (comparable across runs); auto: stretch each map.")] = None,
+        help="fixed: the metric's documented scale (comparable across runs); auto: stretch each map.",
+        rich_help_panel="Heatmaps")] = HeatmapScale.fixed,
     heatmap_worst: Annotated[int | None, typer.Option(
-        help="Keep only the K worst maps per metric (held in memory, written at the end).", min=1)] = None,
-    heatmap_legend: Annotated[bool, typer.Option(help="Add a colour-scale legend under each PNG map.")] = False,
+        help="Keep only the K worst maps per metric (held in memory, written at the end).", min=1,
+        rich_help_panel="Heatmaps")] = None,
+    heatmap_legend: Annotated[bool, typer.Option(help="Add a colour-scale legend under each PNG map.",
+        rich_help_panel="Heatmaps")] = False,
     pair_by: Annotated[PairBy, typer.Option(
         help="path: pair files by relative path; index: pair two frame folders (%05d.png...) by sorted order "
-        "(refused for anything that is not a frame sequence).")] = PairBy.path,
-    start: Annotated[int, typer.Option(help="Video: first reference frame to score.", min=0)] = 0,
-    max_frames: Annotated[int | None, typer.Option(help="Video: score at most this many frames.", min=1)] = None,
-    step: Annotated[int, typer.Option(help="Video: score every STEP-th frame.", min=1)] = 1,
+        "(refused for anything that is not a frame sequence).", rich_help_panel="Inputs")] = PairBy.path,
+    start: Annotated[int, typer.Option(help="Video: first reference frame to score.", min=0,
+        rich_help_panel="Video")] = 0,
+    max_frames: Annotated[int | None, typer.Option(help="Video: score at most this many frames.", min=1,
+        rich_help_panel="Video")] = None,
+    step: Annotated[int, typer.Option(help="Video: score every STEP-th frame.", min=1, rich_help_panel="Video")] = 1,
     offset: Annotated[int, typer.Option(
-        help="Video: compare distorted frame i+OFFSET with reference frame i (may be negative).")] = 0,
+        help="Video: compare distorted frame i+OFFSET with reference frame i (may be negative).",
+        rich_help_panel="Video")] = 0,
     frames: Annotated[FramesPolicy, typer.Option(
-        help="Video: equal: differing frame counts are an error; shortest: score the overlap.")] = None,
-    heatmap_every: Annotated[int, typer.Option(help="Video: write heatmaps for every N-th frame.", min=1)] = 1,
+        help="Video: equal: differing frame counts are an error; shortest: score the overlap.",
+        rich_help_panel="Video")] = FramesPolicy.equal,
+    heatmap_every: Annotated[int, typer.Option(help="Video: write heatmaps for every N-th frame.", min=1,
+        rich_help_panel="Video")] = 1,
     heatmap_video: Annotated[Path | None, typer.Option(
         help="Video: write the first distorted input's map of the first metric with a map (or panels with "
-        "--heatmap-panel) as a video (.mp4, .mov, .avi, .mkv).")] = None,
+        "--heatmap-panel) as a video (.mp4, .mov, .avi, .mkv).", rich_help_panel="Video")] = None,
     resume: Annotated[bool, typer.Option(
         help="Continue an interrupted run: skip pairs already in the output file and append the rest "
-        "(refused when the file was made with other settings).")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary table.")] = False,
+        "(refused when the file was made with other settings).", rich_help_panel="Output")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary table.",
+                                        rich_help_panel="Output")] = False,
 ) -> None:
     """Score distorted images against their references, one row per pair.
 
@@ -197,18 +232,23 @@ def compare(
     from lpipscli.io.decoding import DEFAULT_MAX_PIXELS
 
     try:
+        if pairs is not None and (ref is not None or dists):
+            raise UsageError("--pairs replaces REF DISTS: give one or the other")
+        if pairs is None and (ref is None or not dists):
+            raise UsageError("give a reference and at least one distorted input (or --pairs LIST)")
         config = RunConfig(
-            ref=ref, dists=tuple(dists), metrics=_parse_metrics(metric, net),
+            ref=ref, dists=tuple(dists or ()), pairs=pairs, tf32=tf32, metrics=_parse_metrics(metric, net),
             metric_params={},
             device=device, workers=workers, batch_size=batch_size, max_batch_pixels=max_batch_pixels,
             alpha=alpha.value, resize=resize.value, allow_unmatched=allow_unmatched, on_error=on_error.value,
             allow_unverified_weights=allow_unverified_weights,
             max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else (max_pixels or None),
-            heatmaps=heatmaps, heatmap_format=(heatmap_format or HeatmapFormat.png).value,
-            heatmap_panel=heatmap_panel, heatmap_scale=(heatmap_scale or HeatmapScale.fixed).value,
+            heatmaps=heatmaps, heatmap_format=heatmap_format.value,
+            heatmap_panel=heatmap_panel, heatmap_scale=heatmap_scale.value,
             heatmap_worst=heatmap_worst, heatmap_legend=heatmap_legend, heatmap_every=heatmap_every,
-            video=_video_options(ref, dists, pair_by, start, max_frames, step, offset, frames, heatmap_video,
-                                 heatmap_every),
+            video=_video_options(ref, dists or [], pair_by, start, max_frames, step, offset, frames, heatmap_video,
+                                 heatmap_every) if pairs is None else _no_video_options(
+                start, max_frames, step, offset, frames, heatmap_video, heatmap_every, "--pairs"),
         )
         config = _with_lpips_version(config, lpips_version.value)
         config = _with_metric_options(config, {
@@ -234,16 +274,23 @@ def _video_options(ref, dists, pair_by, start, max_frames, step, offset, frames,
 
     video = pair_by == PairBy.index or any(is_video(p) and not p.is_dir() for p in (ref, *dists))
     if not video:
-        given = [name for name, value, default in (
-            ("--start", start, 0), ("--max-frames", max_frames, None), ("--step", step, 1),
-            ("--offset", offset, 0), ("--frames", frames, None), ("--heatmap-video", heatmap_video, None),
-            ("--heatmap-every", heatmap_every, 1),
-        ) if value != default]
-        if given:
-            raise UsageError(f"{', '.join(given)} apply to video inputs (or frame folders with --pair-by index)")
-        return None
+        return _no_video_options(start, max_frames, step, offset, frames, heatmap_video, heatmap_every,
+                                 "image inputs")
     return VideoOptions(start=start, max_frames=max_frames, step=step, offset=offset,
-                        frames=(frames or FramesPolicy.equal).value, heatmap_video=heatmap_video)
+                        frames=frames.value, heatmap_video=heatmap_video)
+
+
+def _no_video_options(start, max_frames, step, offset, frames, heatmap_video, heatmap_every, what: str) -> None:
+    """Refuse video options on inputs that are not videos."""
+    given = [name for name, value, default in (
+        ("--start", start, 0), ("--max-frames", max_frames, None), ("--step", step, 1),
+        ("--offset", offset, 0), ("--frames", frames, FramesPolicy.equal), ("--heatmap-video", heatmap_video, None),
+        ("--heatmap-every", heatmap_every, 1),
+    ) if value != default]
+    if given:
+        raise UsageError(f"{', '.join(given)} apply to video inputs (or frame folders with --pair-by index), "
+                         f"not to {what}")
+    return None
 
 
 def _with_metric_options(config, options: dict[str, dict]):

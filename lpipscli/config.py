@@ -2,24 +2,106 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import Tensor
+if TYPE_CHECKING:
+    from torch import Tensor
 
 #: A metric runner, built once per run: ``runner(ref, dist, ref_index) -> (P,)``.
 #: ``ref`` holds each distinct reference image once ``(R, C, H, W)``; ``dist`` holds ``(P, C, H, W)``
 #: and ``ref_index`` ``(P,)`` says which reference each distorted image is compared with (None when
 #: ``ref[p]`` pairs with ``dist[p]``), so that metrics with reusable reference features (LPIPS) compute
 #: them once per reference.
-Runner = Callable[[Tensor, Tensor, Tensor], Tensor]
+Runner = Callable[["Tensor", "Tensor", "Tensor"], "Tensor"]
+
+
+class Lazy:
+    """A callable named ``"module:attribute"``, imported on first use (keeps the registry torch-free).
+
+    Keyword arguments are bound as with :func:`functools.partial`.
+    """
+
+    def __init__(self, target: str, **kwargs: Any):
+        self.target = target
+        self.kwargs = kwargs
+        self._obj: Any = None
+
+    def load(self) -> Any:
+        if self._obj is None:
+            module, _, attr = self.target.partition(":")
+            obj = getattr(importlib.import_module(module), attr)
+            self._obj = functools.partial(obj, **self.kwargs) if self.kwargs else obj
+        return self._obj
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.load()(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Lazy({self.target!r}{', ' if self.kwargs else ''}{self.kwargs or ''})"
+
+
+class LazyMapping(Mapping):
+    """A mapping named ``"module:attribute"``, imported on first access."""
+
+    def __init__(self, target: str):
+        self._lazy = Lazy(target)
+
+    def _data(self) -> Mapping:
+        return self._lazy.load()
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data()[key]
+
+    def __iter__(self):
+        return iter(self._data())
+
+    def __len__(self) -> int:
+        return len(self._data())
+
+
+@dataclass(frozen=True)
+class MapSpec:
+    """How the per-pixel map of one metric is shown (heatmaps, map videos, reports).
+
+    Attributes:
+        key: the metric key (registry key, CLI name, output column).
+        lo: low end of the fixed scale, in map units (``lo < hi``).
+        hi: high end of the fixed scale; values outside ``[lo, hi]`` are clipped to the end colours.
+        higher_is_worse: ``True`` when a higher map value means a larger difference (drawn brighter);
+            ``False`` for similarity maps (SSIM), which are drawn inverted so that bright = worse.
+        units: what one map value is, in words.
+        description: the scale in one line (stored in every PNG).
+        relation: how the map relates to the row's score.
+        border: how many pixels the metric's map is smaller than the image on every side (SSIM's valid
+            region: 5); the writer pads such maps with NaN back to the image size.
+    """
+
+    key: str
+    lo: float
+    hi: float
+    higher_is_worse: bool
+    units: str
+    description: str
+    relation: str
+    border: int = 0
+
+    @property
+    def direction(self) -> str:
+        side = "higher" if self.higher_is_worse else "lower"
+        return f"bright = worse ({side} {self.units} is brighter)"
 
 
 @dataclass(frozen=True)
 class MetricSpec:
     """What the registry knows about one metric; the key is also the CLI name and the column name.
+
+    The registry holds metadata only: implementations are :class:`Lazy` references imported when a run
+    needs them, so that ``lpips metrics``, ``summary`` and ``diff`` never import torch.
 
     Attributes:
         key: registry key, CLI choice and output column.
@@ -32,13 +114,15 @@ class MetricSpec:
         params: keyword settings passed to ``fn`` (pinned defaults; CLI options may override them).
         conventions: descriptive settings that are fixed (window, colour handling...); recorded with
             ``params`` in every output's provenance.
-        build: optional ``build(device, params) -> Runner`` for metrics that keep a module or
-            reference features (LPIPS); otherwise the engine calls ``fn`` directly.
+        build: optional ``build(device, params) -> (Runner, weight records)`` for metrics that keep a module
+            or reference features (LPIPS); otherwise the engine calls ``fn`` directly.
         differentiable: whether gradients flow through ``fn`` (usable as a training loss).
-        cost: rough cost per pair, as text, for the documentation.
+        cost: rough cost per pair, as text, for the documentation and ``lpips metrics``.
         map_fn: optional ``map_fn(ref, dist, **params) -> (scores (N,), maps (N, 1, h, w))`` for heatmaps.
+        map: how that map is drawn (scale, direction), or None when the metric has no map.
         input_dtype: ``"float32"`` or ``"float64"``: the precision the engine converts decoded pixels to
             for this metric (pixel metrics need float64 to match scikit-image to 1e-6 on 16-bit files).
+        options: CLI options that set ``params`` (``--option`` -> param name), for the help and provenance.
     """
 
     key: str
@@ -55,13 +139,19 @@ class MetricSpec:
     cost: str = ""
     input_dtype: str = "float32"
     map_fn: Callable[..., tuple[Tensor, Tensor]] | None = None
+    map: MapSpec | None = None
+    options: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def has_map(self) -> bool:
+        return self.map is not None and (self.map_fn is not None or self.build is not None)
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a `compare` run needs, parsed and validated by the CLI."""
 
-    ref: Path
+    ref: Path | None
     dists: tuple[Path, ...]
     metrics: tuple[str, ...]
     metric_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -86,6 +176,10 @@ class RunConfig:
     heatmap_every: int = 1
     #: video: frame selection and alignment (None = not a video run)
     video: VideoOptions | None = None
+    #: a pair list (CSV/Parquet/JSONL with ref,dist[,group]) instead of ref/dists inputs
+    pairs: Path | None = None
+    #: allow TF32 matrix multiplies and convolutions on CUDA (off: float32 parity with the references)
+    tf32: bool = False
 
 
 @dataclass(frozen=True)

@@ -321,7 +321,7 @@ def _index(table: ResultTable, label: str, key_of) -> dict[tuple, dict]:
 
 
 def _is_failed(row: Mapping[str, Any]) -> bool:
-    return row.get("status") == "error"
+    return row.get("status") in ("error", "failed", "partial")
 
 
 def _value(row: Mapping[str, Any] | None, m: str) -> float:

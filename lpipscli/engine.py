@@ -1,15 +1,15 @@
-"""The run: pair, plan, decode in workers, score on the device, hand rows to a sink.
+"""The engine: one loop that decodes work items in DataLoader workers, batches them and scores them.
 
-Rows leave the engine batch by batch (so an interrupted run keeps everything it finished), in an order
-fixed by the input and the options. Per-image scores do not depend on batch composition.
+``Engine.batches(plan)`` yields :class:`ScoredBatch` objects (rows plus optional maps and images) for any
+source; it knows no sink. :func:`drive` consumes them for a run: it hands each batch to the sinks' write
+callables, stops on the first failure with ``--on-error fail``, finishes the batch in flight on Ctrl-C,
+and records what the summary needs. Per-image scores do not depend on batch composition.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
-import json
 import math
 import os
 import platform
@@ -23,17 +23,17 @@ import torch
 from torch.utils.data import DataLoader
 
 from lpipscli.config import RunConfig, Runner
-from lpipscli.errors import DeviceError, UsageError
-from lpipscli.io.dataset import PairDataset, WorkPlan, collate, plan_work, size_problems, to_unit_float
-from lpipscli.io.pairing import FramePair, Pair, PairPlan, pair_inputs
+from lpipscli.errors import DeviceError, LpipsCliError, UsageError
+from lpipscli.io.dataset import Batcher, collate, prefetch_items, to_unit_float
+from lpipscli.io.pairing import Pair
 from lpipscli.metrics import REGISTRY, resolve_params
+from lpipscli.sources import PlanContext, SourcePlan, open_source
+from lpipscli.sources.base import row_key
 
 #: Pixel budget per batch (references + distorted images): bounds memory and keeps CPU batches in the
 #: size range where batching helps (at 720p one pair at a time is as fast as any batch on a CPU).
 DEFAULT_BATCH_PIXELS = {"cpu": 4 * 1024 * 1024, "cuda": 32 * 1024 * 1024}
 
-BASE_COLUMNS = ("ref", "dist", "dist_root", "width", "height")
-VIDEO_COLUMNS = ("ref", "dist", "dist_root", "frame", "dist_frame", "time", "width", "height")
 TAIL_COLUMNS = ("status", "error")
 
 
@@ -70,6 +70,52 @@ def default_workers() -> int:
     return max(1, min(8, cores - 1))
 
 
+def size_threads(device: torch.device, workers: int) -> int:
+    """Intra-op threads for the compute, sized together with the decoding workers.
+
+    On CPU, torch's OpenMP threads and worker processes share the cores, and an OpenMP region stalls
+    when one of its cores is taken; so the compute gets the cores the workers leave (at least one).
+    Returns the thread count set.
+    """
+    if device.type != "cpu":
+        return torch.get_num_threads()
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    threads = max(1, cores - workers) if cores > 2 else cores
+    if os.environ.get("OMP_NUM_THREADS") is None:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def set_numerics(device: torch.device, tf32: bool) -> None:
+    """TF32 off unless asked (``--tf32``): float32 convolutions keep parity with the reference packages."""
+    torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
+    torch.backends.cudnn.allow_tf32 = bool(tf32)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
+@dataclass
+class ScoredBatch:
+    """One scored batch, in row order.
+
+    Attributes:
+        rows: one dict per pair (the columns of the output table).
+        pairs: the pair of each row.
+        maps: metric -> per-row CPU map ``(1, h, w)`` (None where a row has none); only for asked metrics.
+        images: per-row ``(ref, dist)`` CPU pixel tensors ``(C, H, W)`` when asked (panels), else None.
+    """
+
+    rows: list[dict]
+    pairs: list[Pair]
+    maps: dict[str, list] = field(default_factory=dict)
+    images: list | None = None
+    #: notes from the source found while decoding (a video shorter than its container said)
+    warnings: list[str] = field(default_factory=list)
+
+
 @dataclass
 class RunResult:
     """What a run produced besides its rows."""
@@ -77,10 +123,13 @@ class RunResult:
     n_pairs: int = 0
     n_scored: int = 0
     n_failed: int = 0
+    n_partial: int = 0
     interrupted: bool = False
     #: (dist_root, metric) -> scores in row order (NaN for failed pairs)
     values: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     failed_per_root: dict[str, int] = field(default_factory=dict)
+    #: metric -> pairs it could not score (failed and partial rows)
+    failed_per_metric: dict[str, int] = field(default_factory=dict)
     #: dist_root -> the distorted file of each row, aligned with ``values``
     names: dict[str, list[str]] = field(default_factory=dict)
     #: (pair name, status, message) per row, for JUnit per-pair reports
@@ -92,6 +141,30 @@ class RunResult:
     def groups(self, metrics: tuple[str, ...], roots: list[str]) -> dict[str, dict[str, list[float]]]:
         """``{dist_root: {metric: values}}`` in the shape the gates take."""
         return {root: {m: self.values.get((root, m), []) for m in metrics} for root in roots}
+
+    def record(self, rows: list[dict], metrics: tuple[str, ...]) -> None:
+        for row in rows:
+            root = row["dist_root"]
+            for key in metrics:
+                self.values.setdefault((root, key), []).append(row[key])
+            name = row["dist"] if row.get("frame") in (None, "") else f"{row['dist']}#{row['frame']}"
+            self.names.setdefault(root, []).append(name)
+            status = "failed" if row["status"] == "error" else row["status"]
+            self.statuses.append((name, status, row["error"]))
+            if status in ("failed", "partial"):
+                for key in metrics:
+                    if isinstance(row[key], float) and math.isnan(row[key]):
+                        self.failed_per_metric[key] = self.failed_per_metric.get(key, 0) + 1
+            if status == "failed":
+                self.n_failed += 1
+                self.failed_per_root[root] = self.failed_per_root.get(root, 0) + 1
+                self.first_error = self.first_error or row["error"]
+            else:
+                self.n_scored += 1
+                if status == "partial":
+                    self.n_partial += 1
+                    self.failed_per_root[root] = self.failed_per_root.get(root, 0) + 1
+                    self.first_error = self.first_error or row["error"]
 
 
 def _versions() -> dict[str, str]:
@@ -106,8 +179,19 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def status_of(errors: dict[str, str], n_metrics: int, fatal: str | None) -> tuple[str, str]:
+    """``(status, error)`` of a row: ``ok``; ``partial`` (some metrics failed: ``"metric: reason; ..."``);
+    ``failed`` (no metric scored)."""
+    if fatal:
+        return "failed", fatal
+    if not errors:
+        return "ok", ""
+    text = "; ".join(f"{key}: {message}" for key, message in errors.items())
+    return ("failed" if len(errors) >= n_metrics else "partial"), text
+
+
 class Engine:
-    """Builds everything once per run (device, metric runners, weights), then scores plans.
+    """Builds everything once per run (device, metric runners, weights), then scores a source's plan.
 
     Args:
         config: the parsed run configuration.
@@ -125,33 +209,41 @@ class Engine:
         self.runners: dict[str, Runner] = {}
         self.weight_records: list[dict] = []
         self.max_batch_pixels = config.max_batch_pixels or DEFAULT_BATCH_PIXELS[self.device.type]
-        #: a :class:`lpipscli.sinks.heatmap.HeatmapWriter` when heatmaps are written (set by the caller)
-        self.heatmaps = None
-        #: a :class:`MapVideo` when --heatmap-video is given (set by the caller)
-        self.map_video = None
-        #: (first scored frame, step): --heatmap-every counts scored frames on this grid
-        self._frame_grid = (0, 1)
+        self.source = open_source(config)
+        set_numerics(self.device, config.tf32)
 
     @property
-    def columns(self) -> tuple[str, ...]:
+    def metric_dtypes(self) -> dict[str, str]:
+        """The compute precision of each metric (what the settings record and provenance say)."""
+        return {k: REGISTRY[k].input_dtype for k in self.config.metrics}
+
+    def columns(self, plan: SourcePlan, maps: tuple[str, ...] = ()) -> tuple[str, ...]:
         extra = ("resized_from",) if self.config.resize != "none" else ()
-        maps = tuple(f"{key}_map" for key in self.map_metrics)
-        base = VIDEO_COLUMNS if self.config.video is not None else BASE_COLUMNS
-        return base + tuple(self.config.metrics) + maps + extra + TAIL_COLUMNS
+        return plan.columns + tuple(self.config.metrics) + tuple(f"{k}_map" for k in maps) + extra + TAIL_COLUMNS
 
-    @property
     def map_metrics(self) -> tuple[str, ...]:
-        """The selected metrics that get heatmaps (all that have one, when --heatmaps is given)."""
-        if self.config.heatmaps is None:
-            return ()
-        from lpipscli.sinks.heatmap import has_map
+        """The selected metrics that have a per-pixel map."""
+        return tuple(k for k in self.config.metrics if REGISTRY[k].has_map)
 
-        return tuple(k for k in self.config.metrics
-                     if has_map(k) and (REGISTRY[k].map_fn is not None or REGISTRY[k].build is not None))
+    def pair(self):
+        """Pair the inputs of a folder source (nothing is decoded)."""
+        return self.source.pair()
 
-    def pair(self) -> PairPlan:
-        """Pair the inputs (no file is decoded)."""
-        return pair_inputs(self.config.ref, self.config.dists, allow_unmatched=self.config.allow_unmatched)
+    def context(self) -> PlanContext:
+        return PlanContext(
+            min_sides={key: REGISTRY[key].min_side for key in self.config.metrics},
+            batch_size=self.config.batch_size, max_batch_pixels=self.max_batch_pixels,
+            max_pixels=self.config.max_pixels, alpha=self.config.alpha, resize=self.config.resize,
+        )
+
+    def plan(self, pairing=None, *, done: set | None = None) -> SourcePlan:
+        """Probe headers and plan the work of the run's source (``pairing``: a folder pairing made earlier)."""
+        if pairing is not None:
+            from lpipscli.sources.folders import plan_groups
+
+            inputs = {"ref": str(self.config.ref), "dists": [str(d) for d in self.config.dists]}
+            return plan_groups(pairing, self.context(), inputs, done=done)
+        return self.source.plan(self.context(), done=done)
 
     def build(self) -> None:
         """Build every metric runner once (this loads and verifies weights)."""
@@ -167,26 +259,18 @@ class Engine:
                 runner = _pure_runner(spec.fn, params, spec.map_fn)
             self.runners[key] = runner
 
-    def plan(self, pairing: PairPlan) -> WorkPlan:
-        """Probe headers and group pairs into batches."""
-        min_sides = {key: REGISTRY[key].min_side for key in self.config.metrics}
-        return plan_work(
-            pairing.groups, resize=self.config.resize, min_sides=min_sides,
-            batch_size=self.config.batch_size, max_batch_pixels=self.max_batch_pixels,
-            max_pixels=self.config.max_pixels,
-        )
+    def settings(self):
+        """The settings record of this run (after :meth:`build`, so that weight hashes are in it)."""
+        from lpipscli.settings import build_settings
 
-    def provenance(self, pairing: PairPlan | None = None) -> dict:
+        return build_settings(self.config, params=self.params, weight_records=self.weight_records,
+                              device_type=self.device.type, metric_dtypes=self.metric_dtypes)
+
+    def provenance(self, plan: SourcePlan | None = None) -> dict:
         """Everything that determines the scores, plus versions and the inputs; JSON-serialisable."""
         cfg = self.config
-        scoring = {
-            "metrics": {k: {**REGISTRY[k].conventions, **self.params[k]} for k in cfg.metrics},
-            "weights_sha256": sorted({(r["role"], r["sha256"]) for r in self.weight_records}),
-            "decode": {"alpha": cfg.alpha, "resize": cfg.resize, "resize_method": "bicubic, antialiased",
-                       "range": "[0,1] by file bit depth", "gray_vs_rgb": "gray promoted to RGB"},
-            "dtype": "float32",
-        }
-        digest = hashlib.sha256(json.dumps(scoring, sort_keys=True, default=str).encode()).hexdigest()
+        settings = self.settings()
+        record = settings.to_dict()
         prov = {
             "tool": "lpipscli",
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -196,289 +280,215 @@ class Engine:
             "device_name": (
                 torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else platform.processor()
             ),
-            "dtype": "float32",
-            "metrics": scoring["metrics"],
+            "dtype": self.metric_dtypes,
+            "tf32": record["tf32"],
+            "metrics": record["metrics"],
+            "settings": record,
             "options": {
-                **scoring["decode"], "on_error": cfg.on_error, "batch_size": cfg.batch_size,
+                **record["decode"], "on_error": cfg.on_error, "batch_size": cfg.batch_size,
                 "max_batch_pixels": self.max_batch_pixels, "allow_unmatched": cfg.allow_unmatched,
+                "max_pixels": cfg.max_pixels,
             },
             "weights": self.weight_records,
-            "inputs": {"ref": str(cfg.ref), "dists": [str(d) for d in cfg.dists]},
-            "settings_hash": digest,
+            "inputs": plan.inputs if plan is not None else {"ref": str(cfg.ref), "dists": [str(d) for d in cfg.dists]},
+            "settings_hash": settings.hash,
         }
-        if pairing is not None:
-            prov["pairing"] = pairing.unmatched_summary()
-        if self.heatmaps is not None:
-            prov["heatmaps"] = self.heatmaps.provenance(list(self.map_metrics))
+        if plan is not None and plan.unmatched:
+            prov["pairing"] = plan.unmatched
+        if plan is not None and plan.video is not None:
+            prov["video"] = plan.video
         return prov
 
-    def _row(self, pair: Pair, width: int, height: int, scores: dict[str, float], error: str | None,
-             resized_from: tuple[int, int] | None = None) -> dict:
+    def loader(self, plan: SourcePlan) -> DataLoader:
+        """The DataLoader that decodes the plan's work items (one item = one reference and its pairs)."""
+        workers = self.config.workers if self.config.workers is not None else default_workers()
+        if plan.workers is not None:
+            workers = min(workers, plan.workers)
+        n_items = len(plan.dataset) if hasattr(plan.dataset, "__len__") else None
+        if n_items is not None:
+            workers = max(0, min(workers, n_items - 1))
+        size_threads(self.device, workers)
+        kwargs = {}
+        if workers > 0:
+            kwargs = {"persistent_workers": False, "worker_init_fn": _ignore_sigint,
+                      "prefetch_factor": prefetch_items(self.config.batch_size, workers)}
+        return DataLoader(plan.dataset, batch_size=None, num_workers=workers, collate_fn=_identity,
+                          pin_memory=self.device.type == "cuda", **kwargs)
+
+    def batches(self, plan: SourcePlan, *, maps: tuple[str, ...] = (), images: bool = False,
+                warnings: list[str] | None = None):
+        """The engine loop: decoded items -> the one batcher -> scored batches, in input order.
+
+        Args:
+            plan: from :meth:`plan`.
+            maps: metrics whose per-pixel maps the batches should carry.
+            images: whether batches carry the decoded pixels (for panels).
+            warnings: a list that receives notes the source finds while decoding.
+
+        Yields:
+            :class:`ScoredBatch` objects.
+
+        Raises:
+            LpipsCliError: a problem that ends the run (an unreadable video stream).
+        """
+        if not self.runners:
+            self.build()
+        if plan.n_pairs == 0:
+            return
+        batcher = Batcher(self.config.batch_size, self.max_batch_pixels)
+        for item in self.loader(plan):
+            if "fatal" in item:
+                error = LpipsCliError(item["fatal"])
+                error.exit_code = item.get("exit_code", error.exit_code)
+                raise error
+            if "warnings" in item:
+                if warnings is not None:
+                    warnings.extend(w for w in item["warnings"] if w not in warnings)
+                continue
+            for batch in batcher.add(item):
+                yield self._score(collate(batch), maps, images)
+        for batch in batcher.flush():
+            yield self._score(collate(batch), maps, images)
+
+    def _row(self, pair: Pair, width: int, height: int, scores: dict[str, float], errors: dict[str, str],
+             fatal: str | None = None, resized_from: tuple[int, int] | None = None, maps=()) -> dict:
         row = {"ref": str(pair.ref_path), "dist": str(pair.dist_path), "dist_root": pair.dist_root}
-        if isinstance(pair, FramePair):
-            row.update(frame=pair.frame, dist_frame=pair.dist_frame,
-                       time=math.nan if pair.time is None else float(pair.time))
+        row.update(pair.row_fields())
         row.update(width=width, height=height)
         for key in self.config.metrics:
-            row[key] = scores.get(key, math.nan)
-        for key in self.map_metrics:
+            row[key] = math.nan if key in errors or fatal else scores.get(key, math.nan)
+        for key in maps:
             row[f"{key}_map"] = ""
         if self.config.resize != "none":
             row["resized_from"] = f"{resized_from[0]}x{resized_from[1]}" if resized_from else ""
-        row["status"] = "error" if error else "ok"
-        row["error"] = error or ""
+        row["status"], row["error"] = status_of(errors, len(self.config.metrics), fatal)
         return row
 
-    def _record(self, result: RunResult, rows: list[dict]) -> None:
-        for row in rows:
-            root = row["dist_root"]
-            for key in self.config.metrics:
-                result.values.setdefault((root, key), []).append(row[key])
-            name = row["dist"] if "frame" not in row else f"{row['dist']}#{row['frame']}"
-            result.names.setdefault(root, []).append(name)
-            result.statuses.append((name, row["status"], row["error"]))
-            if row["status"] == "error":
-                result.n_failed += 1
-                result.failed_per_root[root] = result.failed_per_root.get(root, 0) + 1
-                result.first_error = result.first_error or row["error"]
-            else:
-                result.n_scored += 1
-
-    def execute(
-        self,
-        work: WorkPlan,
-        emit: Callable[[list[dict]], None],
-        *,
-        on_progress: Callable[[int], None] | None = None,
-        previous_rows: list[dict] | None = None,
-    ) -> RunResult:
-        """Score every planned pair; ``emit`` receives the rows of each batch as soon as they exist.
-
-        With ``on_error="fail"`` the first failed pair stops the run after the rows computed so far were
-        emitted (``result.first_error`` says why); with ``"skip"`` failed pairs become rows with
-        ``status="error"``. Ctrl-C (SIGINT) finishes the batch in flight, emits it and returns with
-        ``result.interrupted`` set. ``previous_rows`` (from ``--resume``) count in the result as if
-        computed now; they are not emitted again.
-        """
-        if not self.runners:
-            self.build()
-        result = RunResult(n_pairs=work.n_pairs + len(work.failed) + len(previous_rows or []))
-        if previous_rows:
-            self._record(result, previous_rows)
-        skip = self.config.on_error == "skip"
-        if work.failed:
-            rows = [self._row(p, w, h, {}, msg) for p, w, h, msg in work.failed]
-            self._record(result, rows)
-            if not skip:
-                return result
-            emit(rows)
-            if on_progress:
-                on_progress(len(rows))
-        if not work.chunks:
-            return result
-
-        with _sigint_flag() as stop:
-            for batch in self._loader(work):
-                if not self._deliver(self._score(work, batch), emit, result, on_progress):
-                    return result
-                if stop.is_set():
-                    result.interrupted = True
-                    break
-        return result
-
-    def _submit_maps(self, row: dict, pair: Pair, p: int, maps: dict[str, list], inputs: _Inputs,
-                     index: torch.Tensor, image_hw: tuple[int, int]) -> None:
-        """Hand this pair's maps to the heatmap writer (it encodes and writes them on its own threads)."""
-        if isinstance(pair, FramePair):
-            if self.map_video is not None:
-                self.map_video.add(pair, p, maps, inputs, index)
-            start, step = self._frame_grid
-            if ((pair.frame - start) // step) % max(1, self.config.heatmap_every):
-                return
-        ref_img = dist_img = None
-        if self.heatmaps.panel:
-            from lpipscli.sinks.map_video import hwc_pixels
-
-            ref_img = hwc_pixels(inputs.raw[0][int(index[p])])
-            dist_img = hwc_pixels(inputs.raw[1][p])
-        for key in self.map_metrics:
-            spatial = maps[key][p] if maps.get(key) else None
-            if spatial is None:
-                continue
-            path = self.heatmaps.submit(
-                key, pair.dist_root, pair.key, spatial[0].float().cpu().numpy(), row[key],
-                ref=ref_img, dist=dist_img, image_hw=image_hw,
-            )
-            row[f"{key}_map"] = path
-
-    def plan_video(self):
-        """Probe the video sources and align their frames (nothing decoded); errors before any compute."""
-        from lpipscli.io.video import plan_video
-
-        opts = self.config.video
-        plan = plan_video(self.config.ref, list(self.config.dists), start=opts.start, max_frames=opts.max_frames,
-                          step=opts.step, offset=opts.offset, frames=opts.frames, resize=self.config.resize)
-        height, width = plan.ref.height, plan.ref.width
-        too_small = size_problems(width, height, {k: REGISTRY[k].min_side for k in self.config.metrics})
-        if too_small:
-            raise UsageError(f"{plan.ref.path}: frames are {width}x{height}, too small: {too_small}")
-        return plan
-
-    def execute_video(
-        self,
-        plan,
-        emit: Callable[[list[dict]], None],
-        *,
-        on_progress: Callable[[int], None] | None = None,
-        previous_rows: list[dict] | None = None,
-    ) -> RunResult:
-        """Score aligned video frames; rows leave batch by batch, in frame order.
-
-        Frames are decoded by the video readers' background threads (every source concurrently, bounded
-        queues), batched under the same pair and pixel budgets as images, and each reference frame's
-        features are computed once for all distorted inputs. Error handling, interruption and
-        ``previous_rows`` work as in :meth:`execute`; ``previous_rows`` also say which frames to skip.
-        """
-        from types import SimpleNamespace
-
-        from lpipscli.io.video import iter_frame_groups
-
-        if not self.runners:
-            self.build()
-        self._frame_grid = (plan.ref_indices.start, plan.ref_indices.step)
-        result = RunResult(n_pairs=plan.n_pairs)
-        done = set()
-        if previous_rows:
-            self._record(result, previous_rows)
-            done = {(r["dist_root"], int(r["frame"])) for r in previous_rows}
-        labels = [str(d) for d in self.config.dists]
-        height, width = plan.ref.height, plan.ref.width
-        budget = self.max_batch_pixels
-        items: list[dict] = []
-        chunks: list = []
-        n_pairs = 0
-
-        def flush() -> bool:
-            nonlocal items, chunks, n_pairs
-            if not items:
-                return True
-            rows = self._score(SimpleNamespace(chunks=chunks), collate(items))
-            items, chunks, n_pairs = [], [], 0
-            return self._deliver(rows, emit, result, on_progress)
-
-        with _sigint_flag() as stop, iter_frame_groups(plan, alpha=self.config.alpha) as stream:
-            for group in stream:
-                item, chunk = self._frame_item(plan, group, labels, done, len(chunks), height, width)
-                if chunk is None:
-                    continue
-                items.append(item)
-                chunks.append(chunk)
-                n_pairs += len(chunk.pairs)
-                if n_pairs >= self.config.batch_size or (n_pairs + len(items)) * height * width >= budget:
-                    if not flush():
-                        return result
-                    if stop.is_set():
-                        result.interrupted = True
-                        return result
-            if stop.is_set():
-                result.interrupted = True
-            flush()
-            plan_warnings = list(plan.warnings)
-        result.warnings = plan_warnings
-        return result
-
-    def _deliver(self, rows: list[dict], emit, result: RunResult, on_progress) -> bool:
-        """Emit a scored batch; with ``on_error="fail"`` a failed pair stops the run (returns False) after
-        the batch's good rows were emitted."""
-        failed_rows = [r for r in rows if r["status"] == "error"]
-        if failed_rows and self.config.on_error != "skip":
-            ok_rows = [r for r in rows if r["status"] == "ok"]
-            emit(ok_rows)
-            self._record(result, ok_rows + failed_rows)
-            return False
-        emit(rows)
-        self._record(result, rows)
-        if on_progress:
-            on_progress(len(rows))
-        return True
-
-    def _frame_item(self, plan, group, labels, done, chunk_index, height, width):
-        """One frame group as a dataset item (same shape as :class:`PairDataset` items) and its chunk."""
-        from lpipscli.io.dataset import Chunk, _resize, _to_tensor
-
-        pairs, tensors, errors, resize_from = [], [], [], []
-        arrays = [a for a in [group.ref, *group.dists] if a is not None]
-        channels = 3 if any(a.ndim == 3 and a.shape[2] == 3 for a in arrays) else 1
-        for j, dist_plan in enumerate(plan.dists):
-            dist_index = group.dist_indices[j]
-            if dist_index is None or (labels[j], group.index) in done:
-                continue
-            pairs.append(FramePair(key=f"frame_{group.index:06d}", ref_path=plan.ref.path,
-                                   dist_path=dist_plan.source.path, dist_root=labels[j], frame=group.index,
-                                   dist_frame=dist_index, time=group.time))
-            array = group.dists[j]
-            if array is None:
-                tensors.append(None)
-                errors.append(group.errors[j] or f"{dist_plan.source.path}: no frame {dist_index}")
-                resize_from.append(None)
-                continue
-            tensor = _to_tensor(array if array.ndim == 3 else array[:, :, None], channels)
-            size = (tensor.shape[-1], tensor.shape[-2])
-            if size != (width, height):
-                tensor = _resize(tensor, height, width)
-                resize_from.append(size)
-            else:
-                resize_from.append(None)
-            tensors.append(tensor)
-            errors.append(None)
-        if not pairs:
-            return None, None
-        ref = _to_tensor(group.ref if group.ref.ndim == 3 else group.ref[:, :, None], channels)
-        chunk = Chunk(ref_path=str(plan.ref.path), pairs=tuple(pairs), height=height, width=width,
-                      channels=channels, resize_from=tuple(resize_from))
-        return {"chunk": chunk_index, "ref": ref, "dists": tensors, "errors": errors}, chunk
-
-    def _loader(self, work: WorkPlan) -> DataLoader:
-        workers = self.config.workers if self.config.workers is not None else default_workers()
-        workers = max(0, min(workers, len(work.batches) - 1))
-        dataset = PairDataset(work.chunks, alpha=self.config.alpha, max_pixels=self.config.max_pixels)
-        kwargs = {}
-        if workers > 0:
-            kwargs = {"persistent_workers": True, "prefetch_factor": 2, "worker_init_fn": _ignore_sigint}
-        return DataLoader(
-            dataset, batch_sampler=work.batches, num_workers=workers, collate_fn=collate,
-            pin_memory=self.device.type == "cuda", **kwargs,
-        )
-
-    def _score(self, work: WorkPlan, batch: dict) -> list[dict]:
-        rows_by_pair: dict[tuple[int, int], dict] = {}
+    def _score(self, batch: dict, map_keys: tuple[str, ...], want_images: bool) -> ScoredBatch:
+        chunks = batch["chunks"]
+        entries: dict[tuple[int, int], tuple] = {}
+        scored = batch["scored"]
+        maps: dict[str, list] = {}
         if batch["dist"] is not None:
             inputs = _Inputs(batch["ref"], batch["dist"], self.device)
             index = batch["ref_index"].to(self.device, non_blocking=True)
             runner_index = None if batch.get("identity") else index  # None: ref[i] pairs with dist[i]
+            height, width = chunks[scored[0][0]].height, chunks[scored[0][0]].width
             scores: dict[str, list[float]] = {}
-            maps: dict[str, list] = {}
-            oom: dict[int, str] = {}
+            errors: list[dict[str, str]] = [{} for _ in scored]
             with torch.inference_mode():
                 for key, runner in self.runners.items():
-                    ref, dist = inputs.get(REGISTRY[key].input_dtype)
-                    with_map = self.heatmaps is not None and key in self.map_metrics
-                    values, maps[key] = _split_on_oom(key, runner, ref, dist, runner_index, oom, with_map=with_map)
+                    spec = REGISTRY[key]
+                    if min(height, width) < spec.min_side:
+                        for e in errors:
+                            e[key] = f"image is {width}x{height}, needs at least {spec.min_side}x{spec.min_side} px"
+                        continue
+                    ref, dist = inputs.get(spec.input_dtype)
+                    oom: dict[int, str] = {}
+                    try:
+                        values, pair_maps = _split_on_oom(key, runner, ref, dist, runner_index, oom,
+                                                          with_map=key in map_keys)
+                    except LpipsCliError as exc:
+                        for e in errors:
+                            e[key] = str(exc).replace("\n", " ")
+                        continue
                     scores[key] = values.double().cpu().tolist()
-            for p, (c, k) in enumerate(batch["scored"]):
-                chunk = work.chunks[c]
-                row = self._row(
-                    chunk.pairs[k], chunk.width, chunk.height, {key: v[p] for key, v in scores.items()},
-                    oom.get(p), chunk.resize_from[k],
-                )
-                if self.heatmaps is not None and p not in oom:
-                    self._submit_maps(row, chunk.pairs[k], p, maps, inputs, index, (chunk.height, chunk.width))
-                rows_by_pair[(c, k)] = row
+                    for p, message in oom.items():
+                        errors[p][key] = message.removeprefix(f"{key}: ")
+                    if pair_maps is not None:
+                        maps[key] = [None if m is None or p in oom else m.detach().float().cpu()
+                                     for p, m in enumerate(pair_maps)]
+            raw = (inputs.raw[0].cpu(), inputs.raw[1].cpu()) if want_images else None
+            for p, (c, k) in enumerate(scored):
+                chunk = chunks[c]
+                row = self._row(chunk.pairs[k], chunk.width, chunk.height, {key: v[p] for key, v in scores.items()},
+                                errors[p], None, chunk.resize_from[k], map_keys)
+                image = (raw[0][int(batch["ref_index"][p])], raw[1][p]) if raw is not None else None
+                entries[(c, k)] = (row, chunk.pairs[k], {key: maps[key][p] for key in maps}, image)
         for c, k, message in batch["failed"]:
-            chunk = work.chunks[c]
-            rows_by_pair[(c, k)] = self._row(chunk.pairs[k], chunk.width, chunk.height, {}, message,
-                                             chunk.resize_from[k])
-        return [rows_by_pair[key] for key in sorted(rows_by_pair)]
+            chunk = chunks[c]
+            row = self._row(chunk.pairs[k], chunk.width, chunk.height, {}, {}, message, chunk.resize_from[k], map_keys)
+            entries[(c, k)] = (row, chunk.pairs[k], {}, None)
+        ordered = [entries[key] for key in sorted(entries)]
+        out = ScoredBatch(rows=[e[0] for e in ordered], pairs=[e[1] for e in ordered],
+                          images=[e[3] for e in ordered] if want_images else None)
+        for key in maps:
+            out.maps[key] = [e[2].get(key) for e in ordered]
+        return out
+
+    def failed_rows(self, plan: SourcePlan, maps: tuple[str, ...] = ()) -> list[dict]:
+        """Rows of the pairs that failed during planning (decoded never)."""
+        return [self._row(p, w, h, {}, {}, msg, None, maps) for p, w, h, msg in plan.failed]
+
+    def execute(self, plan: SourcePlan, emit: Callable[[list[dict]], None], *,
+                on_progress: Callable[[int], None] | None = None, previous_rows: list[dict] | None = None,
+                maps: tuple[str, ...] = ()) -> RunResult:
+        """Score a plan and hand each batch's rows to ``emit`` (see :func:`drive`)."""
+        return drive(self, plan, [lambda batch: emit(batch.rows)], on_progress=on_progress,
+                     previous_rows=previous_rows, maps=maps)
+
+
+def drive(engine: Engine, plan: SourcePlan, writers: list[Callable[[ScoredBatch], None]], *,
+          on_progress: Callable[[int], None] | None = None, previous_rows: list[dict] | None = None,
+          maps: tuple[str, ...] = (), images: bool = False) -> RunResult:
+    """Run the engine loop over a plan, handing every scored batch to each writer in turn.
+
+    With ``on_error="fail"`` the first failed or partial row stops the run after the rows of its batch
+    that scored fully were handed on (``result.first_error`` says why); with ``"skip"`` failed pairs are
+    rows with ``status`` ``failed`` or ``partial``. Ctrl-C (SIGINT) finishes the batch in flight, hands it
+    on and returns with ``result.interrupted`` set. ``previous_rows`` (from ``--resume``) count in the
+    result as if computed now; they are not handed on again.
+    """
+    metrics = engine.config.metrics
+    skip = engine.config.on_error == "skip"
+    result = RunResult(n_pairs=plan.n_pairs + len(plan.failed) + len(previous_rows or []))
+    result.warnings = list(plan.warnings)
+    if previous_rows:
+        result.record(previous_rows, metrics)
+
+    def deliver(batch: ScoredBatch) -> bool:
+        bad = [r["status"] not in ("ok",) for r in batch.rows]
+        if any(bad) and not skip:
+            keep = [i for i, b in enumerate(bad) if not b]
+            good = ScoredBatch(rows=[batch.rows[i] for i in keep], pairs=[batch.pairs[i] for i in keep],
+                               maps={k: [v[i] for i in keep] for k, v in batch.maps.items()},
+                               images=[batch.images[i] for i in keep] if batch.images is not None else None)
+            for write in writers:
+                write(good)
+            result.record(good.rows + [r for r, b in zip(batch.rows, bad, strict=True) if b], metrics)
+            return False
+        for write in writers:
+            write(batch)
+        result.record(batch.rows, metrics)
+        if on_progress:
+            on_progress(len(batch.rows))
+        return True
+
+    if plan.failed:
+        pairs = [p for p, *_ in plan.failed]
+        if not deliver(ScoredBatch(rows=engine.failed_rows(plan, maps), pairs=pairs)):
+            return result
+    with _sigint_flag() as stop:
+        stream = engine.batches(plan, maps=maps, images=images, warnings=result.warnings)
+        try:
+            for batch in stream:
+                if not deliver(batch):
+                    return result
+                if stop.is_set():
+                    result.interrupted = True
+                    break
+        finally:
+            stream.close()
+    return result
+
+
+def done_keys(rows: list[dict]) -> set:
+    """The identities of rows a resumed run already has."""
+    return {row_key(r) for r in rows}
+
+
+def _identity(item):
+    return item
 
 
 class _Inputs:

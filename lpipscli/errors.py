@@ -1,7 +1,8 @@
 """One error hierarchy; each class carries the exit code the CLI maps it to.
 
 Exit codes: 0 success, 1 a quality gate failed, 2 bad usage or input, 3 runtime failure
-(weights, device), 130 interrupted.
+(weights, device), 4 some pairs or metrics could not be scored (rows written; ``--allow-failed``
+accepts them), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ EXIT_OK = 0
 EXIT_GATE_FAILED = 1
 EXIT_USAGE = 2
 EXIT_RUNTIME = 3
+EXIT_PAIRS_FAILED = 4
 EXIT_INTERRUPTED = 130
 
 

@@ -422,7 +422,7 @@ def groups_for_gates(
         groups[root] = {
             m: np.asarray([math.nan if r[m] is None else r[m] for r in rows], dtype=np.float64) for m in metrics
         }
-        failed[root] = sum(1 for r in rows if r.get("status") == "error")
+        failed[root] = sum(1 for r in rows if r.get("status") in ("error", "failed", "partial"))
         keys[root] = [row_name(r) for r in rows]
     return groups, failed, keys
 

@@ -5,17 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from lpipscli.errors import UsageError
-from lpipscli.io.pairing import PairPlan, RefGroup
 from lpipscli.sinks.parquet import journal_path
 
 
-def previous_rows(path: str, fmt: str, settings_hash: str, columns: tuple[str, ...]) -> list[dict]:
+def previous_rows(path: str, fmt: str, settings_hash: str, columns: tuple[str, ...] | None = None, *,
+                  settings: dict | None = None) -> list[dict]:
     """Rows already in ``path`` (for Parquet: its journal when a run was killed, else the file).
+
+    The earlier run's settings record must equal this run's (compared with :func:`lpipscli.settings.differences`,
+    which names what changed).
 
     Raises:
         UsageError: writing to stdout, or the existing file was made with other settings or columns.
     """
     from lpipscli.results import read_results
+    from lpipscli.settings import differences
 
     if path == "-":
         raise UsageError("--resume needs an output file (-o FILE), not stdout")
@@ -38,26 +42,22 @@ def previous_rows(path: str, fmt: str, settings_hash: str, columns: tuple[str, .
         raise UsageError(f"--resume: {source} has no provenance (its .meta.json is missing), so it cannot be "
                          "checked against this run's settings; write to a new file")
     if provenance["settings_hash"] != settings_hash:
-        before = provenance.get("metrics", {})
+        before = provenance.get("settings")
+        changed = differences(before, settings) if before is not None and settings is not None else []
+        what = ("; ".join(changed[:4]) + (f" (and {len(changed) - 4} more)" if len(changed) > 4 else "")) if changed \
+            else f"metrics {', '.join(provenance.get('metrics', {})) or '?'}"
         raise UsageError(
-            f"--resume: {path} was made with different settings (metrics {', '.join(before) or '?'}, settings hash "
+            f"--resume: {path} was made with different settings ({what}; settings hash "
             f"{provenance['settings_hash'][:12]} vs {settings_hash[:12]} now); use the same options or a new file"
         )
-    if list(table.columns) != list(columns):
-        raise UsageError(f"--resume: {path} has columns {','.join(table.columns)}, this run writes "
-                         f"{','.join(columns)}; use the same options or a new file")
+    if columns is not None:
+        check_columns(path, table.rows, columns, table.columns)
     return table.rows
 
 
-def drop_done(pairing: PairPlan, rows: list[dict]) -> int:
-    """Remove pairs that already have a row; returns how many were removed."""
-    done = {(r["dist_root"], r["ref"], r["dist"]) for r in rows}
-    removed = 0
-    groups = []
-    for group in pairing.groups:
-        pairs = tuple(p for p in group.pairs if (p.dist_root, str(p.ref_path), str(p.dist_path)) not in done)
-        removed += len(group.pairs) - len(pairs)
-        if pairs:
-            groups.append(RefGroup(group.key, group.ref_path, pairs))
-    pairing.groups = groups
-    return removed
+def check_columns(path: str, rows: list[dict], columns: tuple[str, ...], have: list[str] | None = None) -> None:
+    """The earlier rows must have this run's columns."""
+    have = list(have) if have is not None else (list(rows[0]) if rows else list(columns))
+    if have != list(columns):
+        raise UsageError(f"--resume: {path} has columns {','.join(have)}, this run writes "
+                         f"{','.join(columns)}; use the same options or a new file")

@@ -1,4 +1,10 @@
-"""The `compare` run as the CLI drives it: check everything, score, write, summarise, gate."""
+"""The `compare` run as the CLI drives it: check everything, plan, score, hand batches to sinks, gate.
+
+Stages and their owners: the source (``lpipscli.sources``) pairs inputs and plans work items; the engine
+(``lpipscli.engine``) decodes them in DataLoader workers, batches them (``io.dataset.Batcher``) and scores
+them; this module hands each scored batch to the sinks (``lpipscli.sinks``: heatmaps, map video, the
+table) and then summarises and gates (``summary``, ``ci``).
+"""
 
 from __future__ import annotations
 
@@ -7,19 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lpipscli.config import RunConfig
-from lpipscli.errors import EXIT_INTERRUPTED, LpipsCliError, UsageError
-
-
-def _video_provenance(plan, options) -> dict:
-    def source(info):
-        return {"path": str(info.path), "kind": info.kind, "size": info.size, "fps": info.fps,
-                "frame_count": info.frame_count, "codec": info.codec}
-
-    return {
-        "start": options.start, "max_frames": options.max_frames, "step": options.step, "offset": options.offset,
-        "frames": options.frames, "ref": source(plan.ref), "dists": [source(d.source) for d in plan.dists],
-        "frames_scored": plan.n_groups, "warnings": list(plan.warnings),
-    }
+from lpipscli.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PAIRS_FAILED, LpipsCliError, UsageError
 
 
 @dataclass(frozen=True)
@@ -34,6 +28,18 @@ class Reports:
     junit_per_pair: bool
 
 
+def refuse_unscorable(plan) -> None:
+    """``--on-error fail``: stop before compute when some pairs or metrics cannot be scored (per metric)."""
+    parts = []
+    if plan.failed:
+        n = len(plan.failed)
+        parts.append(f"{plan.failed[0][3]}" + (f" (and {n - 1} more pair(s) that cannot be scored)" if n > 1 else ""))
+    for key, (count, first) in plan.metric_problems.items():
+        parts.append(f"{key} cannot score {count} pair(s) (first: {first})")
+    if parts:
+        raise LpipsCliError("; ".join(parts) + "; nothing was computed (--on-error skip scores the rest)")
+
+
 def run_compare(config: RunConfig, output: str, fmt: str | None, quiet: bool, reports: Reports, resume: bool) -> int:
     """A whole `lpips compare` run: checks before compute, scoring, sinks, summary, gates; returns the exit code.
 
@@ -44,9 +50,10 @@ def run_compare(config: RunConfig, output: str, fmt: str | None, quiet: bool, re
     from rich.markup import escape
 
     from lpipscli.ci import check_output_path, finish
-    from lpipscli.engine import Engine
+    from lpipscli.engine import Engine, done_keys, drive
     from lpipscli.gates import parse_gates
     from lpipscli.sinks import check_writable, format_for, open_sink
+    from lpipscli.sinks.batch import HeatmapSink, MapVideoSink, TableSink
     from lpipscli.summary import build_summary, print_summary
 
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
@@ -57,17 +64,20 @@ def run_compare(config: RunConfig, output: str, fmt: str | None, quiet: bool, re
     check_output_path(reports.summary_json, "--summary-json")
     check_output_path(reports.junit, "--junit")
     engine = Engine(config)
-    video_plan = engine.plan_video() if config.video is not None else None
     if config.heatmaps is None and config.video is not None and config.video.heatmap_video is not None:
         raise UsageError("--heatmap-video needs --heatmaps DIR too (the maps it draws are the heatmaps')")
+    map_keys: tuple[str, ...] = ()
     if config.heatmaps is not None:
+        from lpipscli.metrics import map_metrics
         from lpipscli.sinks.heatmap import check_maps_root
 
         check_maps_root(config.heatmaps)
-        if not engine.map_metrics:
+        map_keys = engine.map_metrics()
+        if not map_keys:
             raise UsageError(f"--heatmaps: none of the metrics {', '.join(config.metrics)} has a map "
-                             "(maps exist for lpips_*, ssim, ssim_y, psnr, psnr_y, mse)")
-    pairing = engine.pair() if video_plan is None else None
+                             f"(maps exist for {', '.join(map_metrics())})")
+    if config.pairs is None and config.video is None:
+        engine.pair()  # pairing errors come before loading weights
     engine.build()
     for record in engine.weight_records:
         if not record["verified"]:
@@ -75,55 +85,57 @@ def run_compare(config: RunConfig, output: str, fmt: str | None, quiet: bool, re
                           f"(sha256 {record['sha256'][:16]}..., expected {record['expected_sha256'][:16]}...)",
                           highlight=False, soft_wrap=True)
     previous: list[dict] = []
+    settings_hash = engine.settings().hash
     if resume:
-        from lpipscli.resume import drop_done, previous_rows
+        from lpipscli.resume import previous_rows
 
-        previous = previous_rows(output, fmt, engine.provenance()["settings_hash"], engine.columns)
-        skipped = drop_done(pairing, previous) if pairing is not None else len(previous)
-        if previous and not quiet:
-            console.print(f"resuming: {len(previous)} row(s) already in {escape(output)}, {skipped} pair(s) skipped",
-                          highlight=False)
-    if video_plan is not None:
-        for warning in video_plan.warnings:
-            console.print(f"[yellow]lpips: warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
-        work = None
-    else:
-        work = engine.plan(pairing)
-    if work is not None and work.failed and config.on_error == "fail":
-        n = len(work.failed)
-        raise LpipsCliError(
-            f"{work.failed[0][3]}" + (f" (and {n - 1} more pair(s) that cannot be scored)" if n > 1 else "")
-            + "; nothing was computed (--on-error skip scores the rest)"
-        )
+        previous = previous_rows(output, fmt, settings_hash, None, settings=engine.settings().to_dict())
+    plan = engine.plan(done=done_keys(previous) if previous else None)
+    columns = engine.columns(plan, map_keys)
+    if resume and previous:
+        from lpipscli.resume import check_columns
+
+        check_columns(output, previous, columns)
+        if not quiet:
+            console.print(f"resuming: {len(previous)} row(s) already in {escape(output)}, "
+                          f"{len(previous)} pair(s) skipped", highlight=False)
+    for warning in plan.warnings:
+        console.print(f"[yellow]lpips: warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+    if config.on_error == "fail":
+        refuse_unscorable(plan)
+    roots = list(dict.fromkeys(plan.inputs.get("dists") or plan.inputs.get("groups") or []))
+    sinks: list = []
+    heatmap_sink = map_video_sink = None
     if config.heatmaps is not None:
-        from lpipscli.metrics import REGISTRY
         from lpipscli.sinks.heatmap import HeatmapWriter
 
-        engine.heatmaps = HeatmapWriter(
+        writer = HeatmapWriter(
             config.heatmaps, fmt=config.heatmap_format, panel=config.heatmap_panel, scale=config.heatmap_scale,
-            worst=config.heatmap_worst, legend=config.heatmap_legend, dist_roots=[str(d) for d in config.dists],
-            higher_is_better={k: REGISTRY[k].higher_is_better for k in config.metrics},
+            worst=config.heatmap_worst, legend=config.heatmap_legend, dist_roots=roots,
+            higher_is_better={k: _higher_is_better(k) for k in config.metrics},
         )
+        heatmap_sink = HeatmapSink(writer, map_keys, every=config.heatmap_every, frame_grid=plan.frame_grid)
+        sinks.append(heatmap_sink)
         if config.video is not None and config.video.heatmap_video is not None:
             from lpipscli.sinks.map_video import MapVideo
 
-            engine.map_video = MapVideo(
-                config.video.heatmap_video, metric=engine.map_metrics[0], dist_root=str(config.dists[0]),
-                fps=video_plan.ref.fps or 25.0, panel=config.heatmap_panel, scale=config.heatmap_scale,
-            )
-    provenance = engine.provenance(pairing)
-    if video_plan is not None:
-        provenance["video"] = _video_provenance(video_plan, config.video)
-    sink = open_sink(output, fmt, engine.columns, provenance, previous_rows=previous if resume else None)
+            map_video_sink = MapVideoSink(MapVideo(
+                config.video.heatmap_video, metric=map_keys[0], dist_root=roots[0], fps=plan.fps or 25.0,
+                panel=config.heatmap_panel, scale=config.heatmap_scale,
+            ))
+            sinks.append(map_video_sink)
+    provenance = engine.provenance(plan)
+    if heatmap_sink is not None:
+        provenance["heatmaps"] = heatmap_sink.writer.provenance(list(map_keys))
+    table = open_sink(output, fmt, columns, provenance, previous_rows=previous if resume else None)
+    sinks.append(TableSink(table))
+    want_images = config.heatmap_panel or map_video_sink is not None
     summary = None
     complete = False
-
-    def run(emit, **kwargs):
-        if video_plan is not None:
-            return engine.execute_video(video_plan, emit, **kwargs)
-        return engine.execute(work, emit, **kwargs)
-
+    result = None
     try:
+        kwargs = {"previous_rows": previous, "maps": map_keys, "images": want_images}
+        writers = [s.write for s in sinks]
         if show_progress:
             from rich.progress import (
                 BarColumn,
@@ -134,33 +146,31 @@ def run_compare(config: RunConfig, output: str, fmt: str | None, quiet: bool, re
                 TimeRemainingColumn,
             )
 
-            columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn(),
-                       TextColumn("{task.fields[rate]} pairs/s"), TimeElapsedColumn(), TextColumn("eta"),
-                       TimeRemainingColumn())
-            total = video_plan.n_pairs if video_plan is not None else work.n_pairs + len(work.failed)
-            with Progress(*columns, console=console, transient=True) as progress:
-                task = progress.add_task("scoring", total=total, rate="-")
+            progress_columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[rate]} pairs/s"), TimeElapsedColumn(), TextColumn("eta"),
+                                TimeRemainingColumn())
+            with Progress(*progress_columns, console=console, transient=True) as progress:
+                task = progress.add_task("scoring", total=plan.n_pairs + len(plan.failed), rate="-")
 
                 def advance(n: int) -> None:
                     progress.advance(task, n)
                     speed = progress.tasks[0].speed
                     progress.update(task, rate=f"{speed:.1f}" if speed else "-")
 
-                result = run(sink.write, on_progress=advance, previous_rows=previous)
+                result = drive(engine, plan, writers, on_progress=advance, **kwargs)
         else:
-            result = run(sink.write, previous_rows=previous)
-        roots = [str(d) for d in config.dists]
-        unmatched = pairing.unmatched_summary() if pairing is not None else {}
+            result = drive(engine, plan, writers, **kwargs)
+        unmatched = plan.unmatched or {}
         summary = build_summary(result, config.metrics, roots, unmatched, reports.worst)
         if result.warnings:
             summary["warnings"] = result.warnings
         complete = not result.interrupted and not (result.first_error and config.on_error == "fail")
     finally:
-        sink.close(summary, complete=complete)
-        if engine.map_video is not None:
-            engine.map_video.close()
-        if engine.heatmaps is not None:
-            written = engine.heatmaps.close()
+        table.close(summary, complete=complete)
+        if map_video_sink is not None:
+            map_video_sink.close()
+        if heatmap_sink is not None:
+            written = heatmap_sink.close()
             if written and summary is not None:
                 summary["heatmaps_written"] = [
                     {"metric": m, "dist_root": r, "key": k, "path": p} for (m, r, k), p in written.items()
@@ -172,9 +182,11 @@ def run_compare(config: RunConfig, output: str, fmt: str | None, quiet: bool, re
         return EXIT_INTERRUPTED
     if result.first_error and config.on_error == "fail":
         raise LpipsCliError(f"{result.first_error}; rows computed before it were written (--on-error skip goes on)")
-    if result.n_failed:
-        console.print(f"[yellow]lpips: warning:[/] {result.n_failed} pair(s) failed (status=error rows); "
-                      f"first: {escape(result.first_error)}", highlight=False, soft_wrap=True)
+    n_bad = result.n_failed + result.n_partial
+    if n_bad:
+        console.print(f"[yellow]lpips: warning:[/] {result.n_failed} pair(s) failed and {result.n_partial} "
+                      f"scored only in part (see the status and error columns); first: {escape(result.first_error)}",
+                      highlight=False, soft_wrap=True)
     summary["provenance"] = provenance
     code, _ = finish(
         summary=summary, gates=gates, groups=result.groups(config.metrics, roots), failed=result.failed_per_root,
@@ -182,4 +194,14 @@ def run_compare(config: RunConfig, output: str, fmt: str | None, quiet: bool, re
         junit=reports.junit, per_pair=result.statuses if reports.junit_per_pair else None, console=console,
         quiet=quiet,
     )
+    if code == EXIT_OK and n_bad and not reports.allow_failed:
+        console.print(f"lpips: exit {EXIT_PAIRS_FAILED}: {n_bad} pair(s) not fully scored (--allow-failed accepts "
+                      "them)", highlight=False, soft_wrap=True)
+        return EXIT_PAIRS_FAILED
     return code
+
+
+def _higher_is_better(key: str) -> bool:
+    from lpipscli.metrics import REGISTRY
+
+    return REGISTRY[key].higher_is_better

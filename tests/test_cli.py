@@ -183,7 +183,7 @@ def test_jsonl_inf_for_identical_images_and_null_for_failed(tmp_path, cli):
     assert list(rows["a"]) == BASE + ["psnr", "ssim"] + TAIL
     assert rows["a"]["psnr"] == "inf" and rows["a"]["ssim"] == 1.0
     assert isinstance(rows["b"]["psnr"], float) and math.isfinite(rows["b"]["psnr"])
-    assert rows["c"]["status"] == "error" and rows["c"]["psnr"] is None and "c.png" in rows["c"]["error"]
+    assert rows["c"]["status"] == "failed" and rows["c"]["psnr"] is None and "c.png" in rows["c"]["error"]
     meta = json.loads((tmp_path / "x.jsonl.meta.json").read_text())
     assert meta["complete"] is True and "versions" in meta["provenance"]
 

@@ -337,7 +337,7 @@ def test_size_mismatch_fails_naming_both_sizes_and_resize_scores_it(tmp_path):
 
     rows, result = run(tmp_path / "ref", tmp_path / "out", on_error="skip")
     (bad,) = [r for r in rows if key_of(r) == "s"]
-    assert bad["status"] == "error" and "56x40" in bad["error"] and "48x48" in bad["error"]
+    assert bad["status"] == "failed" and "56x40" in bad["error"] and "48x48" in bad["error"]
     assert math.isnan(bad["psnr"])
     assert [r["status"] for r in rows if key_of(r) == "t"] == ["ok"]
 
@@ -358,7 +358,7 @@ def test_too_small_for_lpips_alex_names_metric_size_and_minimum(tmp_path, torch_
     got = {key_of(r): r for r in rows}
     assert got["big"]["status"] == "ok" and got["big"]["lpips_alex"] > 0
     message = got["tiny"]["error"]
-    assert got["tiny"]["status"] == "error"
+    assert got["tiny"]["status"] == "failed"
     assert "lpips_alex" in message and "20x20" in message and "31" in message
     # psnr alone has no minimum that matters here
     rows, _ = run(tmp_path / "ref", tmp_path / "out", ("psnr",))
@@ -377,7 +377,7 @@ def test_on_error_skip_turns_corrupt_files_into_error_rows(tmp_path):
     got = {key_of(r): r for r in rows}
     assert set(got) == {"a", "b", "c", "d"}
     for key in ("b", "c"):
-        assert got[key]["status"] == "error"
+        assert got[key]["status"] == "failed"
         assert str(tmp_path / "out" / f"{key}.png") in got[key]["error"]
         assert "\n" not in got[key]["error"]
         assert math.isnan(got[key]["psnr"]) and math.isnan(got[key]["ssim"])

@@ -228,7 +228,7 @@ def test_bad_pair_fail_exits_2_and_skip_records_an_error_row(tmp_path, cli, monk
     rows = {Path(r["dist"]).stem: r for r in read_rows(out)}
     assert sorted(rows) == sorted([*GOOD_KEYS, BAD_KEY])
     bad_row = rows[BAD_KEY]
-    assert bad_row["status"] == "error" and bad_row["psnr"] == ""  # no value, never a fake 0
+    assert bad_row["status"] == "failed" and bad_row["psnr"] == ""  # no value, never a fake 0
     assert str(bad) in bad_row["error"] and "\n" not in bad_row["error"]
     for needle in needles:
         assert needle in bad_row["error"]
@@ -678,7 +678,7 @@ def test_out_of_memory_for_a_single_pair_becomes_an_error_row(tmp_path):
         if on_error == "skip":
             assert len(rows) == 5 and result.n_failed == 5
             for row in rows:
-                assert row["status"] == "error" and "out of memory" in row["error"] and "ssim" in row["error"]
+                assert row["status"] == "failed" and "out of memory" in row["error"] and "ssim" in row["error"]
                 assert math.isnan(row["ssim"]) and "\n" not in row["error"]
         else:
             assert rows == [] and result.n_failed == 5  # nothing fake written; the CLI exits 2
@@ -748,7 +748,7 @@ def test_fuzz_corrupted_files_never_crash_the_engine(files, corrupt_ref):
             assert not math.isnan(row["psnr"]) and row["psnr"] >= 0
             assert -1.0 <= row["ssim"] <= 1.0
         else:
-            assert row["status"] == "error"
+            assert row["status"] == "failed"
             ref_path, dist_path = names[row["dist"]]
             assert str(dist_path) in row["error"] or str(ref_path) in row["error"]
             assert "\n" not in row["error"] and "Traceback" not in row["error"]

@@ -375,7 +375,7 @@ def test_truncated_encode_fails_or_is_skipped_frame_by_frame(clips, cli, tmp_pat
             assert r["status"] == "ok"
             assert abs(float(r["psnr"]) - d1_image[frame]["psnr"]) <= TOLERANCES["psnr"]
         else:
-            assert r["status"] == "error" and r["psnr"] == "" and f"after {readable} frames" in r["error"]
+            assert r["status"] == "failed" and r["psnr"] == "" and f"after {readable} frames" in r["error"]
     assert f"{N - readable} pair(s) failed" in " ".join(result.stderr.split())
 
 
@@ -384,7 +384,7 @@ def test_truncated_encode_error_names_the_file(clips, cli, tmp_path, truncated):
     one_error_line(cli(clips.ref, clips.d1, trunc, "-m", "psnr", "-o", tmp_path / "x.csv", "-q"), 2, "trunc.mkv")
     result = cli(clips.ref, clips.d1, trunc, "-m", "psnr", "-o", "-", "--on-error", "skip")
     _, rows = read_csv(result.stdout)
-    assert all("trunc.mkv" in r["error"] for r in rows if r["status"] == "error")
+    assert all("trunc.mkv" in r["error"] for r in rows if r["status"] == "failed")
 
 
 def test_summary_json_per_encode_with_worst_frames_and_gates(clips, cli, tmp_path):

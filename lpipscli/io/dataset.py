@@ -1,18 +1,21 @@
-"""Work planning and the torch Dataset that decodes pairs in DataLoader workers.
+"""Work items, the Datasets that decode them in DataLoader workers, and the one batcher.
 
-Planning (main process) probes every file's header, so that batches can group pairs of equal size
-without decoding anything, and so that size mismatches and too-small images are reported before any
-compute starts. Decoding (workers) turns each reference and its distorted versions into tensors.
+Planning (main process) probes every file's header, so that size mismatches and too-small images are
+reported before any compute starts. Decoding (workers) turns each work item, a :class:`Chunk` (one
+reference and some of its distorted versions), into tensors. The :class:`Batcher` (main process)
+groups decoded items of equal shape under a pixel budget, for every kind of source.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, IterableDataset
 
 from lpipscli.errors import DecodeError, LpipsCliError
 from lpipscli.io.decoding import DEFAULT_MAX_PIXELS, decode_image, probe_image, to_float
@@ -38,11 +41,15 @@ class Chunk:
 
 @dataclass
 class WorkPlan:
-    """What to decode (chunks, in batches) and which pairs already failed during planning."""
+    """What to decode (chunks, in input order) and which pairs already failed during planning.
+
+    ``metric_problems``: metric -> (pairs it cannot score, first reason); those pairs are scored by the
+    other metrics (the engine leaves that metric's cell empty with the reason).
+    """
 
     chunks: list[Chunk]
-    batches: list[list[int]]
     failed: list[tuple[Pair, int, int, str]] = field(default_factory=list)  # pair, width, height, message
+    metric_problems: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     @property
     def n_pairs(self) -> int:
@@ -77,10 +84,12 @@ def plan_work(
         max_pixels: decompression-bomb limit per image (None disables it).
 
     Returns:
-        The plan; pairs that cannot be scored are in ``failed`` with a one-line message.
+        The plan; pairs that no metric can score are in ``failed`` with a one-line message; pairs too
+        small for some metrics only are planned, and counted per metric in ``metric_problems``.
     """
     chunks: list[Chunk] = []
     failed: list[tuple[Pair, int, int, str]] = []
+    problems: dict[str, tuple[int, str]] = {}
     for group in groups:
         try:
             ref_info = probe_image(group.ref_path, max_pixels=max_pixels)
@@ -89,7 +98,7 @@ def plan_work(
             continue
         width, height = ref_info.width, ref_info.height
         too_small = size_problems(width, height, min_sides)
-        if too_small:
+        if too_small and all(min(width, height) < side for side in min_sides.values()):
             msg = f"{group.ref_path}: image is {width}x{height}, too small: {too_small}"
             failed.extend((pair, width, height, msg) for pair in group.pairs)
             continue
@@ -114,6 +123,11 @@ def plan_work(
             ok.append((pair, resize_from))
         if not ok:
             continue
+        for key, side in min_sides.items():
+            if min(width, height) < side:
+                count, first = problems.get(key, (0, f"{group.ref_path}: image is {width}x{height}, {key} needs "
+                                                      f"at least {side}x{side} px"))
+                problems[key] = (count + len(ok), first)
         per_chunk = max(1, min(batch_size, max_batch_pixels // (width * height) - 1))
         for start in range(0, len(ok), per_chunk):
             part = ok[start:start + per_chunk]
@@ -121,25 +135,52 @@ def plan_work(
                 ref_path=str(group.ref_path), pairs=tuple(p for p, _ in part), height=height, width=width,
                 channels=channels, resize_from=tuple(r for _, r in part),
             ))
-    return WorkPlan(chunks=chunks, batches=_batch(chunks, batch_size, max_batch_pixels), failed=failed)
+    return WorkPlan(chunks=chunks, failed=failed, metric_problems=problems)
 
 
-def _batch(chunks: list[Chunk], batch_size: int, max_batch_pixels: int) -> list[list[int]]:
-    """Group chunk indices by image shape, in input order; a batch is emitted when full."""
-    open_batches: dict[tuple[int, int, int], list[int]] = {}
-    counts: dict[tuple[int, int, int], tuple[int, int]] = {}
-    batches: list[list[int]] = []
-    for index, chunk in enumerate(chunks):
+class Batcher:
+    """The one batcher: groups decoded work items of equal shape under a pair count and a pixel budget.
+
+    Items arrive in input order (from any source's Dataset); a batch closes when the next item of its
+    shape would exceed ``batch_size`` pairs or ``max_batch_pixels`` (references included). A single item
+    above the budget still runs, alone. Items whose reference failed to decode pass through at once.
+    At most ``max_open`` shapes are held open (the oldest closes first), which bounds memory when shapes
+    alternate.
+    """
+
+    def __init__(self, batch_size: int, max_batch_pixels: int, *, max_open: int = 4):
+        self.batch_size = batch_size
+        self.max_batch_pixels = max_batch_pixels
+        self.max_open = max_open
+        self._open: dict[tuple, list[dict]] = {}
+        self._counts: dict[tuple, tuple[int, int]] = {}
+
+    def add(self, item: dict) -> list[list[dict]]:
+        """Take one decoded item; returns the batches it closed (in order)."""
+        chunk: Chunk = item["chunk"]
+        if item["ref"] is None:
+            return [[item]]
         shape = chunk.shape
-        pixels = (len(chunk.pairs) + 1) * chunk.height * chunk.width
-        n_pairs, n_pixels = counts.get(shape, (0, 0))
-        if shape in open_batches and (n_pairs + len(chunk.pairs) > batch_size or n_pixels + pixels > max_batch_pixels):
-            batches.append(open_batches.pop(shape))
+        n_new = sum(d is not None for d in item["dists"])
+        pixels = (n_new + 1) * chunk.height * chunk.width
+        out: list[list[dict]] = []
+        n_pairs, n_pixels = self._counts.get(shape, (0, 0))
+        if shape in self._open and (n_pairs + n_new > self.batch_size or n_pixels + pixels > self.max_batch_pixels):
+            out.append(self._close(shape))
             n_pairs, n_pixels = 0, 0
-        open_batches.setdefault(shape, []).append(index)
-        counts[shape] = (n_pairs + len(chunk.pairs), n_pixels + pixels)
-    batches.extend(open_batches.values())
-    return batches
+        if shape not in self._open and len(self._open) >= self.max_open:
+            out.append(self._close(next(iter(self._open))))
+        self._open.setdefault(shape, []).append(item)
+        self._counts[shape] = (n_pairs + n_new, n_pixels + pixels)
+        return out
+
+    def flush(self) -> list[list[dict]]:
+        """Close every open batch (at the end of the input)."""
+        return [self._close(shape) for shape in list(self._open)]
+
+    def _close(self, shape: tuple) -> list[dict]:
+        self._counts.pop(shape, None)
+        return self._open.pop(shape)
 
 
 #: integer pixel dtypes and their full scale; 16-bit samples travel as int32 (exact; torch's uint16 is limited)
@@ -176,7 +217,7 @@ def _resize(tensor: torch.Tensor, height: int, width: int) -> torch.Tensor:
 class PairDataset(Dataset):
     """Decodes one :class:`Chunk` per item: its reference once, then each distorted file.
 
-    An item is a dict ``{"chunk": int, "ref": (C, H, W) tensor or None, "dists": [tensor or None],
+    An item is a dict ``{"chunk": Chunk, "ref": (C, H, W) tensor or None, "dists": [tensor or None],
     "errors": [str or None]}``; tensors are uint8 for 8-bit files, int32 for 16-bit files (values
     0..65535), float32 in [0, 1] after alpha compositing or resampling. Bad files
     become per-pair error messages, never exceptions, so one corrupt file cannot take the batch down.
@@ -198,7 +239,7 @@ class PairDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         chunk = self.chunks[index]
-        item = {"chunk": index, "ref": None, "dists": [None] * len(chunk.pairs), "errors": [None] * len(chunk.pairs)}
+        item = {"chunk": chunk, "ref": None, "dists": [None] * len(chunk.pairs), "errors": [None] * len(chunk.pairs)}
         try:
             ref = self._decode(chunk.ref_path, chunk)
             if tuple(ref.shape) != chunk.shape:
@@ -223,21 +264,23 @@ class PairDataset(Dataset):
 def collate(items: list[dict]) -> dict:
     """Stack a batch: ``ref`` (R, C, H, W), ``dist`` (P, C, H, W), ``ref_index`` (P,) plus bookkeeping.
 
-    Pairs whose files failed are listed in ``failed`` as ``(chunk, pair_index, message)``; ``scored``
-    lists ``(chunk, pair_index)`` in the order of the ``dist`` rows.
+    ``chunks`` lists the items' chunks; pairs whose files failed are listed in ``failed`` as
+    ``(item, pair_index, message)``; ``scored`` lists ``(item, pair_index)`` in the order of the
+    ``dist`` rows.
     """
     refs, dists, ref_index, scored, failed = [], [], [], [], []
-    for item in items:
+    for i, item in enumerate(items):
         if item["ref"] is not None and any(d is not None for d in item["dists"]):
             refs.append(item["ref"])
         for k, (dist, error) in enumerate(zip(item["dists"], item["errors"], strict=True)):
             if dist is None:
-                failed.append((item["chunk"], k, error))
+                failed.append((i, k, error))
             else:
                 dists.append(dist)
                 ref_index.append(len(refs) - 1)
-                scored.append((item["chunk"], k))
-    batch = {"scored": scored, "failed": failed, "ref": None, "dist": None, "ref_index": None, "identity": False}
+                scored.append((i, k))
+    batch = {"chunks": [item["chunk"] for item in items], "scored": scored, "failed": failed, "ref": None,
+             "dist": None, "ref_index": None, "identity": False}
     if dists:
         tensors = refs + dists
         if len({t.dtype for t in tensors}) > 1:  # mixed bit depths: exact float64 in [0, 1]
@@ -248,3 +291,87 @@ def collate(items: list[dict]) -> dict:
         #: one distorted image per reference, in order: metrics can skip gathering references
         batch["identity"] = ref_index == list(range(len(refs)))
     return batch
+
+
+class VideoDataset(IterableDataset):
+    """Decodes a video plan's frame groups (every source concurrently, in reading threads) as work items.
+
+    Items have the shape of :class:`PairDataset` items (one reference frame and its distorted frames).
+    Iterating happens in one DataLoader worker process (video streams are read sequentially; see the
+    README) or in the main process with ``--workers 0``. Problems that end the run are yielded as
+    ``{"fatal": message}``, and notes found while reading (a source shorter than its container says)
+    as a last ``{"warnings": [...]}`` item, so they reach the main process from a worker.
+
+    Args:
+        plan: a :class:`lpipscli.io.video.VideoPlan`.
+        labels: the distorted inputs as given (``dist_root`` of the rows), in plan order.
+        done: ``(dist_root, frame)`` pairs a resumed run already has (not scored again).
+        alpha: alpha policy for frame folders.
+        max_pixels: decompression-bomb limit for frame-folder images.
+    """
+
+    def __init__(self, plan, labels: list[str], *, done: set | None = None, alpha: str = "drop",
+                 max_pixels: int | None = None):
+        super().__init__()
+        self.plan = plan
+        self.labels = labels
+        self.done = done or set()
+        self.alpha = alpha
+        self.max_pixels = max_pixels
+
+    def __iter__(self) -> Iterator[dict]:
+        from lpipscli.io.video import iter_frame_groups
+
+        plan = self.plan
+        try:
+            with iter_frame_groups(plan, alpha=self.alpha, max_pixels=self.max_pixels) as stream:
+                for group in stream:
+                    item = self._item(group)
+                    if item is not None:
+                        yield item
+        except LpipsCliError as exc:
+            yield {"fatal": str(exc), "exit_code": exc.exit_code}
+            return
+        yield {"warnings": list(plan.warnings)}
+
+    def _item(self, group) -> dict | None:
+        from lpipscli.io.pairing import FramePair
+
+        plan = self.plan
+        height, width = plan.ref.height, plan.ref.width
+        pairs, tensors, errors, resize_from = [], [], [], []
+        arrays = [a for a in [group.ref, *group.dists] if a is not None]
+        channels = 3 if any(a.ndim == 3 and a.shape[2] == 3 for a in arrays) else 1
+        for j, dist_plan in enumerate(plan.dists):
+            dist_index = group.dist_indices[j]
+            if dist_index is None or (self.labels[j], group.index) in self.done:
+                continue
+            pairs.append(FramePair(key=f"frame_{group.index:06d}", ref_path=plan.ref.path,
+                                   dist_path=dist_plan.source.path, dist_root=self.labels[j], frame=group.index,
+                                   dist_frame=dist_index, time=group.time))
+            array = group.dists[j]
+            if array is None:
+                tensors.append(None)
+                errors.append(group.errors[j] or f"{dist_plan.source.path}: no frame {dist_index}")
+                resize_from.append(None)
+                continue
+            tensor = _to_tensor(array if array.ndim == 3 else array[:, :, None], channels)
+            size = (tensor.shape[-1], tensor.shape[-2])
+            if size != (width, height):
+                tensor = _resize(tensor, height, width)
+                resize_from.append(size)
+            else:
+                resize_from.append(None)
+            tensors.append(tensor)
+            errors.append(None)
+        if not pairs:
+            return None
+        ref = _to_tensor(group.ref if group.ref.ndim == 3 else group.ref[:, :, None], channels)
+        chunk = Chunk(ref_path=str(plan.ref.path), pairs=tuple(pairs), height=height, width=width,
+                      channels=channels, resize_from=tuple(resize_from))
+        return {"chunk": chunk, "ref": ref, "dists": tensors, "errors": errors}
+
+
+def prefetch_items(batch_size: int, workers: int) -> int:
+    """Items each worker keeps decoded ahead, so that decoding overlaps the compute of a whole batch."""
+    return max(2, math.ceil(2 * batch_size / max(1, workers)))

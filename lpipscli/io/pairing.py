@@ -27,6 +27,10 @@ class Pair:
     dist_path: Path
     dist_root: str
 
+    def row_fields(self) -> dict:
+        """Columns this kind of pair adds to its row (between ``dist_root`` and ``width``)."""
+        return {}
+
 
 @dataclass(frozen=True)
 class FramePair(Pair):
@@ -41,6 +45,10 @@ class FramePair(Pair):
     frame: int = 0
     dist_frame: int = 0
     time: float | None = None
+
+    def row_fields(self) -> dict:
+        return {"frame": self.frame, "dist_frame": self.dist_frame,
+                "time": float("nan") if self.time is None else float(self.time)}
 
 
 @dataclass(frozen=True)

@@ -604,7 +604,8 @@ class FrameGroupStream(Iterator[FrameGroup]):
         self.close()
 
 
-def iter_frame_groups(plan: VideoPlan, *, queue_size: int = 8, alpha: str = "drop") -> FrameGroupStream:
+def iter_frame_groups(plan: VideoPlan, *, queue_size: int = 8, alpha: str = "drop",
+                      max_pixels: int | None = None) -> FrameGroupStream:
     """Decode the planned frames, all sources concurrently, and yield them in reference frame order.
 
     One background thread per source (the reference and each distorted source) decodes into a queue of
@@ -622,6 +623,7 @@ def iter_frame_groups(plan: VideoPlan, *, queue_size: int = 8, alpha: str = "dro
         plan: from :func:`plan_video`.
         queue_size: frames buffered per source (>= 1).
         alpha: alpha policy for frame folders (see :func:`lpipscli.io.decoding.decode_image`).
+        max_pixels: decompression-bomb limit per frame-folder image (None: no limit).
 
     Returns:
         A :class:`FrameGroupStream` (iterator and context manager) of :class:`FrameGroup`.
@@ -636,16 +638,16 @@ def iter_frame_groups(plan: VideoPlan, *, queue_size: int = 8, alpha: str = "dro
         raise ValueError(f"queue_size must be >= 1, got {queue_size}")
     if alpha not in ALPHA_POLICIES:
         raise ValueError(f"alpha must be one of {', '.join(ALPHA_POLICIES)}, got {alpha!r}")
-    return FrameGroupStream(_frame_groups(plan, queue_size, alpha))
+    return FrameGroupStream(_frame_groups(plan, queue_size, alpha, max_pixels))
 
 
-def _frame_groups(plan: VideoPlan, queue_size: int, alpha: str) -> Iterator[FrameGroup]:
+def _frame_groups(plan: VideoPlan, queue_size: int, alpha: str, max_pixels: int | None) -> Iterator[FrameGroup]:
     stop = threading.Event()
     ref_reader = _Reader(plan.ref, plan.ref_indices, role="ref", want_time=True, alpha=alpha,
-                         queue_size=queue_size, stop=stop)
+                         queue_size=queue_size, stop=stop, max_pixels=max_pixels)
     dist_readers = [
         _Reader(d.source, d.dist_indices, role=f"dist{j}", want_time=False, alpha=alpha,
-                queue_size=queue_size, stop=stop)
+                queue_size=queue_size, stop=stop, max_pixels=max_pixels)
         for j, d in enumerate(plan.dists)
     ]
     readers = [ref_reader, *dist_readers]
@@ -715,8 +717,9 @@ class _Reader(threading.Thread):
     """
 
     def __init__(self, source: SourceInfo, indices: range, *, role: str, want_time: bool, alpha: str,
-                 queue_size: int, stop: threading.Event):
+                 queue_size: int, stop: threading.Event, max_pixels: int | None = None):
         super().__init__(name=f"lpipscli-video-{role}", daemon=True)
+        self.max_pixels = max_pixels
         self.source = source
         self.indices = indices
         self.want_time = want_time
@@ -785,7 +788,7 @@ class _Reader(threading.Thread):
             if index >= len(files):
                 self._put(("end", len(files)))
                 return
-            array = decode_image(files[index], alpha=self.alpha)
+            array = decode_image(files[index], alpha=self.alpha, max_pixels=self.max_pixels)
             self._check_size(array, files[index], index)
             if not self._put(("frame", index, None, array)):
                 return

@@ -622,3 +622,8 @@ def mmd_pp(
     )
     w_l2, w_rbf, w_mmd = (float(v) for v in weights)
     return (w_l2 * l2 + w_rbf * patch_rbf + w_mmd * approx).to(out_dtype)
+
+#: per-metric provenance records (the registry names these lazily)
+MMD_PROVENANCE = PROVENANCE["mmd"]
+MMD_RFF_PROVENANCE = PROVENANCE["mmd_rff"]
+MMD_PP_PROVENANCE = PROVENANCE["mmd_pp"]

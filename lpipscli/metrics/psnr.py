@@ -181,3 +181,9 @@ def l1(ref: Tensor, dist: Tensor) -> Tensor:
     """
     check_pair(ref, dist, name="l1", min_side=MIN_SIDE)
     return (ref.to(COMPUTE_DTYPE) - dist.to(COMPUTE_DTYPE)).abs().mean(dim=(1, 2, 3))
+
+
+def mse_with_map(ref: Tensor, dist: Tensor) -> tuple[Tensor, Tensor]:
+    """MSE ``(N,)`` and its per-pixel squared-error map (the map of ``psnr``) ``(N, 1, H, W)``."""
+    _, error_map = psnr(ref, dist, return_map=True)
+    return mse(ref, dist), error_map

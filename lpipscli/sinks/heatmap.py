@@ -60,7 +60,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
+from lpipscli.config import MapSpec
 from lpipscli.errors import OutputError, UsageError
+from lpipscli.metrics import REGISTRY
 from lpipscli.sinks import json_safe, write_json_atomic
 
 FORMATS = ("png", "png16", "npy")
@@ -108,39 +110,9 @@ COLORMAP = "magma (matplotlib, CC0), 256 entries; index = floor(256 * t) clipped
 # ----------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class MapSpec:
-    """How the map of one metric is shown.
-
-    Attributes:
-        key: the metric key (registry key, CLI name, output column).
-        lo: low end of the fixed scale, in map units (``lo < hi``).
-        hi: high end of the fixed scale; values outside ``[lo, hi]`` are clipped to the end colours.
-        higher_is_worse: ``True`` when a higher map value means a larger difference (drawn brighter);
-            ``False`` for similarity maps (SSIM), which are drawn inverted so that bright = worse.
-        units: what one map value is, in words.
-        description: the scale in one line (stored in every PNG).
-        relation: how the map relates to the row's score.
-        border: how many pixels the metric's map is smaller than the image on every side (SSIM's valid
-            region: 5); the writer pads such maps with NaN back to the image size.
-    """
-
-    key: str
-    lo: float
-    hi: float
-    higher_is_worse: bool
-    units: str
-    description: str
-    relation: str
-    border: int = 0
-
-    @property
-    def direction(self) -> str:
-        side = "higher" if self.higher_is_worse else "lower"
-        return f"bright = worse ({side} {self.units} is brighter)"
-
-
-MAP_SPECS: dict[str, MapSpec] = {}
+# The scales live in the metric registry (``MetricSpec.map``); this view adds nothing of its own except
+# maps registered for tests or plug-ins through :func:`register_map`.
+MAP_SPECS: dict[str, MapSpec] = {k: s.map for k, s in REGISTRY.items() if s.map is not None}
 
 
 def register_map(spec: MapSpec) -> MapSpec:
@@ -176,48 +148,6 @@ def map_scale(metric: str) -> tuple[float, float, str]:
     """The fixed scale of ``metric``'s map: ``(lo, hi, description)`` in map units (``lo < hi``)."""
     spec = map_spec(metric)
     return spec.lo, spec.hi, spec.description
-
-
-for _net in ("alex", "vgg", "squeeze"):
-    register_map(MapSpec(
-        key=f"lpips_{_net}", lo=0.0, hi=1.0, higher_is_worse=True, units="per-pixel LPIPS distance",
-        description="per-pixel LPIPS (official spatial map, layers upsampled bilinearly and summed) on [0, 1]; "
-                    "black = 0, values >= 1 clipped to the brightest colour",
-        relation="mean of the map = score (to ~1e-6)",
-    ))
-_SSIM_DESCRIPTION = (
-    "per-pixel SSIM (Gaussian 11x11, sigma 1.5) shown as dissimilarity 1 - SSIM on [0, 1]: black = SSIM 1 "
-    "(identical), brightest = SSIM <= 0 (clipped); the 5 px border outside the valid region has no value "
-    "(NaN: gray in PNG, 65535 in 16-bit PNG)"
-)
-register_map(MapSpec(
-    key="ssim", lo=0.0, hi=1.0, higher_is_worse=False, units="SSIM", description=_SSIM_DESCRIPTION,
-    relation="mean of the finite (valid-region) values = score", border=5,
-))
-register_map(MapSpec(
-    key="ssim_y", lo=0.0, hi=1.0, higher_is_worse=False, units="SSIM of luma",
-    description=_SSIM_DESCRIPTION.replace("per-pixel SSIM", "per-pixel SSIM of BT.601 luma"),
-    relation="mean of the finite (valid-region) values = score", border=5,
-))
-_SE_DESCRIPTION = (
-    "per-pixel squared error of [0, 1] values{what} on [0, 0.01]: black = 0, brightest = 0.01 or more "
-    "(|error| >= 0.1 of full range, a per-pixel PSNR <= 20 dB; clipped)"
-)
-register_map(MapSpec(
-    key="psnr", lo=0.0, hi=0.01, higher_is_worse=True, units="squared error",
-    description=_SE_DESCRIPTION.format(what=", mean over channels"),
-    relation="score = -10 * log10(mean of the map) dB",
-))
-register_map(MapSpec(
-    key="psnr_y", lo=0.0, hi=0.01, higher_is_worse=True, units="squared luma error",
-    description=_SE_DESCRIPTION.format(what=" of BT.601 luma"),
-    relation="score = -10 * log10(mean of the map) dB",
-))
-register_map(MapSpec(
-    key="mse", lo=0.0, hi=0.01, higher_is_worse=True, units="squared error",
-    description=_SE_DESCRIPTION.format(what=", mean over channels"),
-    relation="score = mean of the map",
-))
 
 
 # ----------------------------------------------------------------------------------------------------

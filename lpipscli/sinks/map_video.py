@@ -44,20 +44,21 @@ class MapVideo:
         self.writer = None
         self.frames = 0
 
-    def add(self, pair, p: int, maps: dict, inputs, index) -> None:
-        """Called by the engine for every scored frame pair; keeps the ones of its input and metric."""
-        if pair.dist_root != self.dist_root or not maps.get(self.metric) or maps[self.metric][p] is None:
+    def add_map(self, pair, spatial, images=None) -> None:
+        """One scored frame pair's map ``(1, h, w)`` (CPU); ``images``: its ``(ref, dist)`` pixels for panels."""
+        if pair.dist_root != self.dist_root:
             return
-        values = maps[self.metric][p][0].float().cpu().numpy()
-        ref = inputs.raw[0][int(index[p])]
+        values = spatial[0].float().numpy()
+        if images is None:
+            raise ValueError("MapVideo needs the frame's pixels (the run asks the engine for them)")
+        ref, dist = images
         height, width = ref.shape[-2:]
         if values.shape != (height, width):
             values = pad_to_image(values, (height, width))
         lo, hi = scale_range(values, self.metric, self.scale)
         frame = colorize(badness(values, lo, hi, self.spec.higher_is_worse))
         if self.panel:
-            ref_img, dist_img = hwc_pixels(ref), hwc_pixels(inputs.raw[1][p])
-            frame = make_panel(to_display_rgb(ref_img), to_display_rgb(dist_img), frame)
+            frame = make_panel(to_display_rgb(hwc_pixels(ref)), to_display_rgb(hwc_pixels(dist)), frame)
         if self.writer is None:
             fourcc = cv2.VideoWriter_fourcc(*_FOURCC[self.path.suffix.lower()])
             self.writer = cv2.VideoWriter(str(self.path), fourcc, float(self.fps), (frame.shape[1], frame.shape[0]))

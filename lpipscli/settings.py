@@ -1,0 +1,108 @@
+"""The one settings record: everything that changes a score, built once per run.
+
+It is serialised into every output's provenance (``provenance["settings"]``), hashed into
+``settings_hash``, and compared by ``--resume`` and ``lpips diff`` through :func:`differences`. Nothing
+that changes a score may live outside it; options that do not (workers, batch sizes, output paths,
+progress) stay out, so that they can change between a run and its resumption.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+#: how pixels become numbers (recorded; part of the hash)
+DECODE_CONVENTIONS = {
+    "resize_method": "bicubic, antialiased",
+    "range": "[0,1] by file bit depth",
+    "gray_vs_rgb": "gray promoted to RGB",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What changes a score. Built by :func:`build_settings`; compare with :func:`differences`.
+
+    Attributes:
+        metrics: metric key -> its parameters and fixed conventions, plus ``dtype`` (compute precision).
+        weights: ``(role, sha256)`` of every weight file used, sorted.
+        decode: alpha policy, resize policy and the decode conventions.
+        alignment: video frame alignment (offset, frame-count policy, pairing), empty for images.
+        device: device class (``cpu`` or ``cuda``): float32 networks differ by ~1e-6 between them.
+        tf32: whether TF32 was allowed on CUDA.
+    """
+
+    metrics: Mapping[str, Mapping[str, Any]]
+    weights: tuple[tuple[str, str], ...] = ()
+    decode: Mapping[str, Any] = field(default_factory=dict)
+    alignment: Mapping[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    tf32: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (what the provenance records)."""
+        data = asdict(self)
+        data["metrics"] = {k: dict(v) for k, v in self.metrics.items()}
+        data["weights"] = [list(w) for w in self.weights]
+        data["decode"] = dict(self.decode)
+        data["alignment"] = dict(self.alignment)
+        return json.loads(json.dumps(data, sort_keys=True, default=str))
+
+    @property
+    def hash(self) -> str:
+        """sha256 of the canonical JSON form."""
+        return settings_hash(self.to_dict())
+
+
+def settings_hash(settings: Mapping[str, Any]) -> str:
+    """The hash of a settings record in its dict form."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def build_settings(config, *, params: Mapping[str, Mapping[str, Any]], weight_records, device_type: str,
+                   metric_dtypes: Mapping[str, str]) -> Settings:
+    """The record of a run: from its configuration, resolved metric parameters and loaded weights."""
+    from lpipscli.metrics import REGISTRY
+
+    metrics = {}
+    for key in config.metrics:
+        spec = REGISTRY[key]
+        metrics[key] = {**dict(spec.conventions), **dict(params.get(key, {})), "dtype": metric_dtypes[key]}
+    alignment: dict[str, Any] = {}
+    if config.video is not None:
+        opts = config.video
+        alignment = {"offset": opts.offset, "frames": opts.frames, "pair_by": "index"}
+    return Settings(
+        metrics=metrics,
+        weights=tuple(sorted({(r["role"], r["sha256"]) for r in weight_records})),
+        decode={"alpha": config.alpha, "resize": config.resize, **DECODE_CONVENTIONS},
+        alignment=alignment,
+        device=device_type,
+        tf32=bool(config.tf32) if device_type == "cuda" else False,
+    )
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value}
+
+
+def differences(before: Mapping[str, Any], now: Mapping[str, Any], *, ignore: tuple[str, ...] = ()) -> list[str]:
+    """What differs between two settings records (dict form), one ``"path: before -> now"`` line each.
+
+    ``ignore`` lists top-level sections to leave out (``lpips diff`` reports a device change as a note).
+    """
+    a = {k: v for k, v in _flatten(before).items() if k.split(".", 1)[0] not in ignore}
+    b = {k: v for k, v in _flatten(now).items() if k.split(".", 1)[0] not in ignore}
+    out = []
+    for key in sorted(set(a) | set(b)):
+        if a.get(key, "(absent)") != b.get(key, "(absent)"):
+            out.append(f"{key}: {a.get(key, '(absent)')} -> {b.get(key, '(absent)')}")
+    return out
