@@ -177,7 +177,7 @@ def test_jsonl_inf_for_identical_images_and_null_for_failed(tmp_path, cli):
     (tmp_path / "out" / "c.png").write_bytes(b"not an image")
     out = tmp_path / "x.jsonl"
     result = cli("compare", tmp_path / "ref", tmp_path / "out", "-m", "psnr,ssim", "-o", out, "--on-error", "skip")
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 4, result.stderr  # a failed pair: rows written, the run is not green
     lines = out.read_text(encoding="utf-8").splitlines()
     rows = {Path(r["dist"]).stem: r for r in map(json.loads, lines)}
     assert list(rows["a"]) == BASE + ["psnr", "ssim"] + TAIL
