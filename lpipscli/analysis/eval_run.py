@@ -175,11 +175,11 @@ def run_2afc(root: Path, opts: EvalOptions) -> dict[str, Any]:
     for name, keys in opts.ensembles.items():
         out = ev.ensemble_2afc(np.stack([d0[k] for k in keys]), np.stack([d1[k] for k in keys]), judge,
                                [direction[k] for k in keys])
-        credits[f"{name}:vote"] = out["vote"]
-        kinds[f"{name}:vote"] = f"ensemble of {len(keys)}, majority vote of members"
+        credits[f"{name}_vote"] = out["vote"]
+        kinds[f"{name}_vote"] = f"ensemble of {len(keys)}, majority vote of members"
         if "mean" in out:
-            credits[f"{name}:mean"] = out["mean"]
-            kinds[f"{name}:mean"] = f"ensemble of {len(keys)}, mean of member values"
+            credits[f"{name}_mean"] = out["mean"]
+            kinds[f"{name}_mean"] = f"ensemble of {len(keys)}, mean of member values"
     scores: dict[str, Any] = {}
     for name, credit in credits.items():
         per_cat = {c: _score_block(credit[cats == c], opts) for c in categories}

@@ -187,8 +187,9 @@ def mos_correlations(scores: Any, mos: Any, higher_is_better: bool, *, mos_highe
 
     The metric's values are oriented so that larger means better (distances negated), and a DMOS (larger
     means worse, ``mos_higher_is_better=False``) is negated too, so a metric that agrees with people gets
-    positive correlations. The fit maps the oriented values to the subjective scores (as given, not
-    negated); RMSE is in the subjective score's units.
+    positive correlations. The fit maps the oriented values to the oriented subjective scores; PLCC is the
+    Pearson correlation of fitted and subjective scores, negative when the fitted curve decreases (the
+    metric disagrees with people); RMSE is in the subjective score's units.
 
     Args:
         scores: ``(N,)`` metric values of (ref, dist).
@@ -217,13 +218,15 @@ def mos_correlations(scores: Any, mos: Any, higher_is_better: bool, *, mos_highe
                            "fit": {"model": LOGISTIC_4PL, "params": None}}
     if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return out
-    out["srocc"] = float(spearmanr(x, sign * y).statistic)
-    out["krocc"] = float(kendalltau(x, sign * y).statistic)
+    y = sign * y
+    out["srocc"] = float(spearmanr(x, y).statistic)
+    out["krocc"] = float(kendalltau(x, y).statistic)
     params = _fit_logistic(x, y)
     if params is not None:
         fitted = logistic_4pl(x, *params)
         if np.ptp(fitted) > 0:
-            out["plcc"] = float(sign * pearsonr(fitted, y).statistic)
+            # the fit may come out decreasing (a metric that disagrees with people): then PLCC is negative
+            out["plcc"] = float(np.sign(params[0] - params[1]) * pearsonr(fitted, y).statistic)
         out["rmse"] = float(np.sqrt(np.mean((fitted - y) ** 2)))
         out["fit"]["params"] = [float(p) for p in params]
     return out
@@ -307,7 +310,8 @@ def bootstrap_stratified(
     ``statistic(*arrays)``. Items with a NaN in any array are dropped first.
 
     Returns:
-        ``(low, high)``, or None when a group has fewer than 2 items or ``n_resamples`` is 0.
+        ``(low, high)``, or None when ``n_resamples`` is 0, a group is empty or no group has 2 items or more
+        (a one-item group enters every resample with its own value).
     """
     from scipy.stats import bootstrap
 
@@ -318,23 +322,30 @@ def bootstrap_stratified(
         arrays = [_as_1d("group", a) for a in (g if isinstance(g, tuple) else (g,))]
         keep = np.all([~np.isnan(a) for a in arrays], axis=0)
         arrays = [a[keep] for a in arrays]
-        if arrays[0].size < 2:
+        if arrays[0].size == 0:
             return None
         prepared.append(arrays)
+    per_group = statistic or (lambda values: float(np.mean(values)))
+    # a one-item group resamples to itself: it enters every resample as a constant
+    constants = [per_group(*arrays) for arrays in prepared if arrays[0].size == 1]
+    prepared = [arrays for arrays in prepared if arrays[0].size > 1]
+    if not prepared:
+        return None
+    total, n_groups = float(np.sum(constants)), len(constants) + len(prepared)
     if statistic is None:
         if any(len(a) != 1 for a in prepared):
             raise ValueError("bootstrap_stratified: a statistic is required for groups of several arrays")
 
         def mean_of_means(*indices, axis=-1):
-            return np.mean([arrays[0][idx].mean(axis=axis) for arrays, idx in zip(prepared, indices, strict=True)],
-                           axis=0)
+            means = [arrays[0][idx].mean(axis=axis) for arrays, idx in zip(prepared, indices, strict=True)]
+            return (np.sum(means, axis=0) + total) / n_groups
 
         stat, vectorized = mean_of_means, True
     else:
 
         def stat(*indices):
-            return float(np.mean([statistic(*(a[idx] for a in arrays))
-                                  for arrays, idx in zip(prepared, indices, strict=True)]))
+            values = [statistic(*(a[idx] for a in arrays)) for arrays, idx in zip(prepared, indices, strict=True)]
+            return (float(np.sum(values)) + total) / n_groups
 
         vectorized = False
     # resample item indices: scipy draws each group's indices independently (paired=False)
