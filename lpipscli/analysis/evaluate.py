@@ -171,13 +171,30 @@ def logistic_4pl(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> n
 
 
 def _fit_logistic(x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
-    from scipy.optimize import curve_fit
+    """Least-squares fit of :func:`logistic_4pl`; parameters in the units of ``x``, None when it fails.
 
-    p0 = [float(y.max()), float(y.min()), float(np.median(x)), float(np.std(x)) or 1.0]
+    The fit runs on standardised ``x`` with bounds (asymptotes within two score ranges of the data, centre
+    inside the data, scale between 0.001 and 10 standard deviations): the least-squares problem is the
+    same, but nearly linear data cannot drive the parameters off to infinity (and take seconds).
+    """
+    import warnings
+
+    from scipy.optimize import OptimizeWarning, curve_fit
+
+    mean, std = float(x.mean()), float(x.std()) or 1.0
+    z = (x - mean) / std
+    span = float(np.ptp(y)) or 1.0
+    low = [y.min() - 2 * span, y.min() - 2 * span, z.min(), 1e-3]
+    high = [y.max() + 2 * span, y.max() + 2 * span, z.max(), 10.0]
+    start = np.clip([y.max(), y.min(), np.median(z), 1.0], low, high)
     try:
-        params, _ = curve_fit(logistic_4pl, x, y, p0=p0, maxfev=20000)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OptimizeWarning)
+            params, _ = curve_fit(logistic_4pl, z, y, p0=start, bounds=(low, high), maxfev=5000)
     except (RuntimeError, ValueError):
         return None
+    b1, b2, b3, b4 = params
+    params = np.array([b1, b2, mean + std * b3, std * abs(b4)])
     return params if np.all(np.isfinite(params)) else None
 
 
@@ -242,6 +259,29 @@ def _rng_kwargs(seed: int) -> dict[str, Any]:
     return {name: np.random.default_rng(seed)}
 
 
+def _run_bootstrap(samples: tuple, statistic, *, level: float, seed: int, n_resamples: int, paired: bool,
+                   vectorized: bool) -> tuple[float, float] | None:
+    """``scipy.stats.bootstrap`` (percentile method); resamples whose statistic is undefined (NaN, e.g. a JND
+    resample without any "same" pair) are left out of the percentiles (None when all are)."""
+    import warnings
+
+    from scipy.stats import bootstrap
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # scipy's DegenerateDataWarning when NaN resamples exist
+        res = bootstrap(samples, statistic, n_resamples=n_resamples, confidence_level=level, method="percentile",
+                        paired=paired, vectorized=vectorized, **_rng_kwargs(seed))
+    distribution = np.asarray(res.bootstrap_distribution, dtype=np.float64)
+    if not np.isnan(distribution).any():
+        return (float(res.confidence_interval.low), float(res.confidence_interval.high))
+    finite = distribution[~np.isnan(distribution)]
+    if finite.size == 0:
+        return None
+    alpha = (1.0 - level) / 2.0
+    low, high = np.percentile(finite, [100 * alpha, 100 * (1 - alpha)])
+    return (float(low), float(high))
+
+
 def bootstrap_ci(
     data: Any,
     statistic: Callable[..., float] | None = None,
@@ -263,12 +303,12 @@ def bootstrap_ci(
 
     Returns:
         ``(low, high)``, or None when there are fewer than 2 items or no resamples. NaN items are dropped
-        before resampling (they never enter a statistic).
+        before resampling (they never enter a statistic); resamples whose statistic is undefined (NaN) are
+        left out of the percentiles.
     """
-    from scipy.stats import bootstrap
-
     if n_resamples <= 0:
         return None
+    run = {"n_resamples": n_resamples, "seed": seed, "level": level}
     if isinstance(data, tuple):
         if statistic is None:
             raise ValueError("bootstrap_ci: a statistic is required for several arrays")
@@ -277,21 +317,14 @@ def bootstrap_ci(
         arrays = [a[keep] for a in arrays]
         if arrays[0].size < 2:
             return None
-        res = bootstrap(tuple(arrays), statistic, n_resamples=n_resamples, confidence_level=level,
-                        method="percentile", paired=True, vectorized=False, **_rng_kwargs(seed))
-    else:
-        values = _as_1d("data", data)
-        values = values[~np.isnan(values)]
-        if values.size < 2:
-            return None
-        if statistic is None:
-            res = bootstrap((values,), np.mean, n_resamples=n_resamples, confidence_level=level,
-                            method="percentile", vectorized=True, **_rng_kwargs(seed))
-        else:
-            res = bootstrap((values,), statistic, n_resamples=n_resamples, confidence_level=level,
-                            method="percentile", vectorized=False, **_rng_kwargs(seed))
-    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    return (low, high)
+        return _run_bootstrap(tuple(arrays), statistic, paired=True, vectorized=False, **run)
+    values = _as_1d("data", data)
+    values = values[~np.isnan(values)]
+    if values.size < 2:
+        return None
+    if statistic is None:
+        return _run_bootstrap((values,), np.mean, paired=False, vectorized=True, **run)
+    return _run_bootstrap((values,), statistic, paired=False, vectorized=False, **run)
 
 
 def bootstrap_stratified(
@@ -313,8 +346,6 @@ def bootstrap_stratified(
         ``(low, high)``, or None when ``n_resamples`` is 0, a group is empty or no group has 2 items or more
         (a one-item group enters every resample with its own value).
     """
-    from scipy.stats import bootstrap
-
     if n_resamples <= 0 or not groups:
         return None
     prepared = []
@@ -350,6 +381,5 @@ def bootstrap_stratified(
         vectorized = False
     # resample item indices: scipy draws each group's indices independently (paired=False)
     samples = tuple(np.arange(arrays[0].size) for arrays in prepared)
-    res = bootstrap(samples, stat, n_resamples=n_resamples, confidence_level=level, method="percentile",
-                    paired=False, vectorized=vectorized, **_rng_kwargs(seed))
-    return (float(res.confidence_interval.low), float(res.confidence_interval.high))
+    return _run_bootstrap(samples, stat, n_resamples=n_resamples, seed=seed, level=level, paired=False,
+                          vectorized=vectorized)
