@@ -283,12 +283,20 @@ def test_eval_commands_have_help(command):
     assert result.exit_code == 0 and "Usage" in result.stdout
 
 
-def test_inf_values_do_not_break_json(tmp_path):
+def test_inf_values_in_json_and_parquet(tmp_path):
     make_2afc_split(tmp_path / "val")
     summary_path = tmp_path / "s.json"
+    rows_path = tmp_path / "rows.parquet"
     result = CliRunner().invoke(app, ["eval", "2afc", str(tmp_path / "val" / "right"), "-m", "psnr",
-                                      "--summary-json", str(summary_path), "--bootstrap", "0", *FAST])
+                                      "--summary-json", str(summary_path), "--bootstrap", "0", "-o", str(rows_path),
+                                      *FAST])
     assert result.exit_code == 0, result.stderr
     block = json.loads(summary_path.read_text())["scores"]["psnr"]
     assert block["per_category"]["right"] == {"score": 1.0, "n": 3, "n_nan": 0, "ci": None}
     assert not math.isnan(block["mean_over_categories"]["score"])
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(rows_path)
+    assert table.column("category").to_pylist() == ["right"] * 3
+    assert table.column("psnr_d0").to_pylist() == [math.inf] * 3
+    assert json.loads(table.schema.metadata[b"lpipscli"])["summary"]["task"] == "2afc"

@@ -113,6 +113,24 @@ def _write_rows(opts: EvalOptions, fmt: str | None, columns: tuple[str, ...], ro
                 summary: dict) -> None:
     if opts.output is None:
         return
+    if fmt == "parquet":
+        # the compare sink's schema knows only compare's text columns (category, p0, p1 are text here)
+        import json
+        import os
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from lpipscli.sinks import json_safe
+        from lpipscli.sinks.parquet import METADATA_KEY
+
+        table = pa.Table.from_pylist([{c: r[c] for c in columns} for r in rows])
+        meta = {METADATA_KEY: json.dumps(json_safe({**provenance, "summary": summary})).encode()}
+        target = Path(opts.output)
+        tmp = target.with_name(f".{target.name}.partial")
+        pq.write_table(table.replace_schema_metadata(meta), tmp)
+        os.replace(tmp, target)
+        return
     from lpipscli.sinks import open_sink
 
     sink = open_sink(opts.output, fmt, columns, provenance)
@@ -129,11 +147,11 @@ def _finish(opts: EvalOptions, summary: dict) -> None:
         write_json_atomic(opts.summary_json, json_safe(summary))
 
 
-def _score_block(values: np.ndarray, opts: EvalOptions, statistic=None, data=None) -> dict[str, Any]:
+def _score_block(values: np.ndarray, opts: EvalOptions) -> dict[str, Any]:
+    """Mean credit of some items, their count, NaN count and percentile interval."""
     finite = values[~np.isnan(values)]
     score = float(finite.mean()) if finite.size else float("nan")
-    ci = ev.bootstrap_ci(values if data is None else data, statistic, n_resamples=opts.bootstrap, seed=opts.seed,
-                         level=opts.level)
+    ci = ev.bootstrap_ci(values, n_resamples=opts.bootstrap, seed=opts.seed, level=opts.level)
     return {"score": score, "n": int(finite.size), "n_nan": int(values.size - finite.size),
             "ci": list(ci) if ci else None}
 
@@ -214,7 +232,7 @@ def run_2afc(root: Path, opts: EvalOptions) -> dict[str, Any]:
         rows.append(row)
     _write_rows(opts, fmt, columns, rows, provenance, {k: v for k, v in summary.items() if k != "provenance"})
     if not opts.quiet:
-        _print_table(f"lpips eval 2afc: {root} (2AFC agreement, %)", categories, scores, "score", 100.0)
+        _print_table(f"lpips eval 2afc: {root} (2AFC agreement, %)", categories, scores, 100.0)
     _finish(opts, summary)
     return summary
 
@@ -263,7 +281,7 @@ def run_jnd(root: Path, opts: EvalOptions) -> dict[str, Any]:
              **{k: float(values[k][i]) for k in metrics}} for i, p in enumerate(pairs)]
     _write_rows(opts, fmt, columns, rows, provenance, {k: v for k, v in summary.items() if k != "provenance"})
     if not opts.quiet:
-        _print_table(f"lpips eval jnd: {root} (JND mAP, %)", categories, scores, "score", 100.0)
+        _print_table(f"lpips eval jnd: {root} (JND mAP, %)", categories, scores, 100.0)
     _finish(opts, summary)
     return summary
 
@@ -343,7 +361,7 @@ def _fmt_ci(block: dict, scale: float) -> str:
     return text
 
 
-def _print_table(title: str, categories: list[str], scores: dict[str, Any], _key: str, scale: float) -> None:
+def _print_table(title: str, categories: list[str], scores: dict[str, Any], scale: float) -> None:
     from rich.markup import escape
     from rich.table import Table
 
