@@ -300,3 +300,10 @@ def test_inf_values_in_json_and_parquet(tmp_path):
     assert table.column("category").to_pylist() == ["right"] * 3
     assert table.column("psnr_d0").to_pylist() == [math.inf] * 3
     assert json.loads(table.schema.metadata[b"lpipscli"])["summary"]["task"] == "2afc"
+
+
+def test_metric_that_cannot_score_the_images_stops_before_compute(tmp_path):
+    make_2afc_split(tmp_path / "val")  # 16x16 images; ms_ssim needs 161x161
+    result = CliRunner().invoke(app, ["eval", "2afc", str(tmp_path / "val"), "-m", "psnr,ms_ssim", *FAST])
+    assert result.exit_code == 2
+    assert "ms_ssim needs at least 161x161 px" in result.stderr and "nothing was computed" in result.stderr

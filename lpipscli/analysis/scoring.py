@@ -89,6 +89,12 @@ def score_items(
         n = len(work.failed)
         raise LpipsCliError(work.failed[0][3] + (f" (and {n - 1} more pair(s) that cannot be scored)" if n > 1 else "")
                             + "; nothing was computed")
+    # per-metric problems (an image too small for one metric) stop evaluation before any compute: a score
+    # missing for some items would change what the agreement figures mean
+    problems = getattr(work, "metric_problems", None) or {}
+    if problems:
+        raise LpipsCliError("; ".join(f"{reason} ({n} pair(s))" for n, reason in problems.values())
+                            + "; nothing was computed (leave that metric out)")
     engine.build()
     if provenance is not None:
         provenance.update(engine.provenance())
