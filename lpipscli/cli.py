@@ -22,6 +22,10 @@ app = typer.Typer(
 weights_app = typer.Typer(help="List or download the weight files the LPIPS metrics need.", invoke_without_command=True)
 app.add_typer(weights_app, name="weights")
 
+from lpipscli.commands.eval import eval_app  # noqa: E402  (torch-free; commands import their work lazily)
+
+app.add_typer(eval_app, name="eval")
+
 
 class Alpha(str, Enum):
     drop = "drop"
