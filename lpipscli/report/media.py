@@ -57,7 +57,7 @@ def _encode(rgb: np.ndarray, source: str, max_side: int = THUMB_SIDE, photo: boo
     if max(image.size) > max_side:
         image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS if photo else Image.Resampling.BOX)
     buf = io.BytesIO()
-    image.save(buf, format="PNG", optimize=True)
+    image.save(buf, format="PNG")
     data, fmt = buf.getvalue(), "png"
     if len(data) > PNG_BUDGET:
         buf = io.BytesIO()

@@ -30,6 +30,8 @@ MAX_HISTOGRAMS = 60
 MAX_FAILED_LISTED = 50
 #: Most regressions listed per metric in a diff report's table.
 MAX_REGRESSION_ROWS = 25
+#: Most bytes of inlined thumbnails (base64) in one page; later thumbnails become placeholders.
+IMAGE_BUDGET = 5_000_000
 _STAT_COLUMNS = ("count", "n_nan", "mean", "std", "median", "p5", "p95", "min", "max")
 _STAT_HEAD = ("values", "no value", "mean", "std", "median", "p5", "p95", "min", "max")
 _MARKED_STATS = ("mean", "median", "min", "max", "hmean", "any", "all")  # gates whose threshold is a value
@@ -96,6 +98,7 @@ class _Builder:
         self.allow_failed = allow_failed
         self.bases = [inp.path.parent]
         self.thumbs: dict[tuple, media.Thumb | str] = {}
+        self.image_bytes = 0
         self.parts: list[str] = []
         self.nav: list[tuple[str, str]] = []
         self.notes: list[str] = []
@@ -134,6 +137,14 @@ class _Builder:
                     result = media.image_thumb(path)
             except (LpipsCliError, OSError, ValueError) as exc:
                 result = f"cannot read {path_text}: {exc}"
+        if isinstance(result, media.Thumb):
+            if self.image_bytes + len(result.uri) > IMAGE_BUDGET:
+                result = f"not embedded: the page holds {IMAGE_BUDGET / 1e6:g} MB of images already"
+                if "image budget" not in " ".join(self.notes):
+                    self.notes.append(f"image budget of {IMAGE_BUDGET / 1e6:g} MB reached: later gallery images "
+                                      f"are not embedded (lower --worst)")
+            else:
+                self.image_bytes += len(result.uri)
         self.thumbs[key] = result
         return result
 
