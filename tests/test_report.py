@@ -224,6 +224,18 @@ def test_failed_pairs_and_provenance_are_listed(image_rows, tmp_path):
     assert "no provenance" in page  # the CSV has no sidecar: said in the warnings
 
 
+def test_worst_indices_rank_as_stats_worst():
+    from lpipscli.stats import worst
+
+    rng = np.random.default_rng(1)
+    values = rng.integers(0, 6, 300).astype(float)  # many ties
+    values[[5, 50, 200]] = [math.inf, -math.inf, math.nan]
+    for higher_is_better in (True, False):
+        rows = [{"i": i, "v": v} for i, v in enumerate(values)]
+        expected = [r["i"] for r in worst(rows, "v", 40, higher_is_better)]
+        assert report_model.worst_indices(values, 40, higher_is_better) == expected
+
+
 # ------------------------------------------------------------------------------------------ video
 
 

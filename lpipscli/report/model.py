@@ -25,7 +25,7 @@ import numpy as np
 
 from lpipscli.errors import UsageError
 from lpipscli.results import ResultTable, groups_for_gates, metric_columns, read_results, row_name
-from lpipscli.stats import summarize, worst
+from lpipscli.stats import summarize
 
 __all__ = [
     "HIGHER_IS_BETTER",
@@ -134,8 +134,12 @@ def decimate(y: np.ndarray, max_points: int = MAX_CURVE_POINTS) -> np.ndarray:
 def worst_indices(values: np.ndarray, k: int, higher_is_better: bool) -> list[int]:
     """Positions of the ``k`` worst values, worst first, as :func:`lpipscli.stats.worst` ranks them (NaN
     left out, ties in input order)."""
-    rows = ({"i": i, "v": v} for i, v in enumerate(np.asarray(values, dtype=np.float64).tolist()))
-    return [r["i"] for r in worst(rows, "v", k, higher_is_better)]
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    v = np.asarray(values, dtype=np.float64)
+    present = np.flatnonzero(~np.isnan(v))
+    order = np.argsort(v[present] if higher_is_better else -v[present], kind="stable")
+    return present[order[:k]].tolist()
 
 
 # ------------------------------------------------------------------------------------------------ inputs
