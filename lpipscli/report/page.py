@@ -588,7 +588,7 @@ svg.plot{width:100%;height:auto;display:block;color:var(--fg)}
 .card .name{margin:0 0 6px;font-size:12px;color:var(--muted);overflow:hidden;text-overflow:ellipsis;
 white-space:nowrap}
 .imgs{display:flex;gap:6px}
-.im{margin:0;flex:1 1 0;min-width:0}
+.im{margin:0;flex:0 1 calc(25% - 5px);min-width:0}
 .im img{width:100%;height:auto;display:block;border-radius:3px}
 .im figcaption{font-size:11px;color:var(--muted);text-align:center}
 .ph{aspect-ratio:4/3;display:flex;align-items:center;justify-content:center;text-align:center;font-size:11px;

@@ -122,6 +122,7 @@ def histogram_svg(hist: Mapping[str, Any], stats: Mapping[str, Any], *, title: s
             ax.text(0.99, 0.98, ", ".join(notes) + " (not binned)", ha="right", va="top", transform=ax.transAxes,
                     fontsize=7)
         ax.set_title(title, loc="left")
+        ax.locator_params(axis="x", nbins=6)
         ax.set_xlabel(xlabel + (f"   ({better})" if better else ""))
         ax.set_ylabel("pairs")
         ax.yaxis.get_major_locator().set_params(integer=True)
