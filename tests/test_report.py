@@ -437,3 +437,69 @@ def test_compare_then_report_embeds_images_and_heatmaps(tmp_path, torch_home):
     assert "<script" not in page and "<link" not in page
     assert not re.search(r'src="(?!data:)', page)
     assert not re.search(r'url\((?!#)', page)
+
+
+def _data_uri_image(card: str, label: str) -> np.ndarray:
+    import base64
+    import io
+
+    m = re.search(rf'<img src="data:image/(\w+);base64,([^"]+)"[^>]*alt="{label}"', card)
+    assert m is not None and m.group(1) == "png", label
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(m.group(2)))).convert("RGB"))
+
+
+def test_video_compare_then_report_shows_the_right_frames(tmp_path):
+    import cv2
+    from _helpers import read_video_rgb
+
+    sigmas = [3.0, 6.0, 25.0, 4.0, 9.0, 5.0, 14.0, 2.0]
+    ref_frames = [smooth_image(48, 64, seed=k) for k in range(len(sigmas))]
+    dist_frames = [distort(f, seed=k, sigma=s) for k, (f, s) in enumerate(zip(ref_frames, sigmas, strict=True))]
+    paths = {}
+    for name, frames in (("ref", ref_frames), ("enc", dist_frames)):
+        paths[name] = tmp_path / f"{name}.mkv"
+        writer = cv2.VideoWriter(str(paths[name]), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"FFV1"), 25.0, (64, 48))
+        if not writer.isOpened():
+            pytest.skip("this OpenCV build cannot write FFV1 video")
+        for frame in frames:
+            writer.write(np.ascontiguousarray(frame[..., ::-1]))
+        writer.release()
+    scores = tmp_path / "video.parquet"
+    result = CliRunner().invoke(app, ["compare", str(paths["ref"]), str(paths["enc"]), "-m", "psnr", "-o", str(scores),
+                                      "--heatmaps", str(tmp_path / "maps"), "--heatmap-every", "2", "-q"])
+    assert result.exit_code == 0, result.output
+    page = write_report(scores, tmp_path / "video.html", worst=2).read_text(encoding="utf-8")
+    assert '<figure class="curve plotbox" data-metric="psnr"' in page
+    by_rank = {ranks["psnr"]: (row, card) for row, ranks, card in cards(page)}
+    assert set(by_rank) == {1, 2}
+    ref_decoded, dist_decoded = read_video_rgb(paths["ref"]), read_video_rgb(paths["enc"])
+    for rank, frame in ((1, 2), (2, 6)):  # the two noisiest frames, worst first
+        _, card = by_rank[rank]
+        assert f"enc.mkv#{frame}" in card
+        assert np.array_equal(_data_uri_image(card, "reference"), ref_decoded[frame])
+        assert np.array_equal(_data_uri_image(card, "distorted"), dist_decoded[frame])
+        assert 'alt="psnr map"' in card  # frames 2 and 6 have maps (every 2nd frame)
+
+
+def test_diff_report_shows_base_and_new_side_by_side(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths, as a user types them
+    for name in ("ref", "v1", "v2"):
+        Path(name).mkdir()
+    for k in range(3):
+        ref = smooth_image(48, 64, seed=k)
+        Image.fromarray(ref).save(f"ref/p{k}.png")
+        Image.fromarray(distort(ref, seed=k, sigma=5)).save(f"v1/p{k}.png")
+        Image.fromarray(distort(ref, seed=k, sigma=20 if k == 1 else 5)).save(f"v2/p{k}.png")
+    runner = CliRunner()
+    for name in ("v1", "v2"):
+        result = runner.invoke(app, ["compare", "ref", name, "-m", "psnr", "-o", f"{name}.csv", "--heatmaps",
+                                     f"maps_{name}", "--workers", "0", "-q"])
+        assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["diff", "v1.csv", "v2.csv", "-o", "d.csv", "-q"])
+    assert result.exit_code == 0, result.output
+    page = write_report(Path("d.csv"), Path("d.html"), worst=1).read_text(encoding="utf-8")
+    card = re.search(r'<article class="card" id="reg-psnr-(\d+)" data-row="\d+">(.*?)</article>', page, re.S)
+    assert card is not None and "p1.png" in card.group(2)  # only p1 got worse
+    for label in ("reference", "BASE distorted", "BASE psnr map", "NEW distorted", "NEW psnr map"):
+        assert re.search(rf'<img src="data:image/\w+;base64,[^"]+"[^>]*alt="{label}"', card.group(2)), label
+    assert "shown without images" not in page
