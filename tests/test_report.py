@@ -236,6 +236,16 @@ def test_worst_indices_rank_as_stats_worst():
         assert report_model.worst_indices(values, 40, higher_is_better) == expected
 
 
+def test_names_are_shown_as_written(tmp_path):
+    rows = [{"ref": f"r{k}.png", "dist": f"d{k}.png", "dist_root": "_out/$a$ <b>", "psnr": 30.0 + k,
+             "status": "ok", "error": ""} for k in range(5)]
+    path = write_csv(tmp_path / "odd.csv", list(rows[0]), rows)
+    page = build_report(path, out_dir=tmp_path).html
+    svg = histograms(page)[("_out/$a$ <b>", "psnr")][2]
+    assert "_out/$a$ &lt;b&gt;" in svg  # no mathtext, escaped once
+    assert "_out/$a$ <b>" not in page  # never unescaped
+
+
 # ------------------------------------------------------------------------------------------ video
 
 

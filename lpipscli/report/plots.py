@@ -71,6 +71,12 @@ def _next_salt() -> str:
     return f"lpipscli-{_counter}"
 
 
+def _plain(text: str) -> str:
+    """Text shown as is: a ``$`` would start matplotlib's mathtext, a leading ``_`` hide a legend entry."""
+    text = str(text).replace("$", r"\$")
+    return " " + text if text.startswith("_") else text
+
+
 def _number(x: float) -> str:
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
@@ -111,7 +117,7 @@ def histogram_svg(hist: Mapping[str, Any], stats: Mapping[str, Any], *, title: s
         for k, (text, threshold) in enumerate(gates):
             if math.isfinite(threshold):
                 ax.axvline(threshold, color=GATE_COLOUR, linestyle=(0, (5, 2)), linewidth=1.8,
-                           label=f"gate {text}" if k < 3 else None)
+                           label=_plain(f"gate {text}") if k < 3 else None)
         if zero_line:
             ax.axvline(0.0, color=PALETTE[2], linewidth=1.2, label="no change")
         notes = []
@@ -121,9 +127,9 @@ def histogram_svg(hist: Mapping[str, Any], stats: Mapping[str, Any], *, title: s
         if notes:
             ax.text(0.99, 0.98, ", ".join(notes) + " (not binned)", ha="right", va="top", transform=ax.transAxes,
                     fontsize=7)
-        ax.set_title(title, loc="left")
+        ax.set_title(_plain(title), loc="left")
         ax.locator_params(axis="x", nbins=6)
-        ax.set_xlabel(xlabel + (f"   ({better})" if better else ""))
+        ax.set_xlabel(_plain(xlabel) + (f"   ({better})" if better else ""))
         ax.set_ylabel("pairs")
         ax.yaxis.get_major_locator().set_params(integer=True)
         if ax.get_legend_handles_labels()[0]:
@@ -151,19 +157,19 @@ def curve_svg(series: Sequence[Mapping[str, Any]], *, title: str, ylabel: str, b
             colour = PALETTE[k % len(PALETTE)]
             y = np.asarray(s["y"], dtype=np.float64)
             y = np.where(np.isfinite(y), y, np.nan)
-            ax.plot(s["x"], y, color=colour, linewidth=1.0, label=s["label"])
+            ax.plot(s["x"], y, color=colour, linewidth=1.0, label=_plain(s["label"]))
             marks = [m for m in s.get("marks", []) if math.isfinite(m[1])]
             if marks:
                 points = ax.scatter([m[0] for m in marks], [m[1] for m in marks], s=28, color=colour,
                                     edgecolors=_INK, linewidths=0.8, zorder=3)
                 points.set_urls([m[2] for m in marks])
             if s.get("n_inf"):
-                notes.append(f"{s['label']}: {s['n_inf']} frame(s) at ±inf not drawn")
+                notes.append(_plain(f"{s['label']}: {s['n_inf']} frame(s) at ±inf not drawn"))
         if notes:
             ax.text(0.99, 0.02, "; ".join(notes), ha="right", va="bottom", transform=ax.transAxes, fontsize=7)
-        ax.set_title(title, loc="left")
+        ax.set_title(_plain(title), loc="left")
         ax.set_xlabel("frame")
-        ax.set_ylabel(ylabel + (f" ({better})" if better else ""))
+        ax.set_ylabel(_plain(ylabel) + (f" ({better})" if better else ""))
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
         return _svg(fig)
 
@@ -182,7 +188,7 @@ def forest_svg(labels: Sequence[str], scores: Sequence[float], lows: Sequence[fl
                 ax.plot([lo, hi], [y, y], color=PALETTE[0], linewidth=2.2, solid_capstyle="butt")
             if math.isfinite(score):
                 ax.plot([score], [y], marker="o", color=_INK, markersize=4)
-        ax.set_yticks(ys, labels)
+        ax.set_yticks(ys, [_plain(label) for label in labels])
         ax.set_title(title, loc="left")
         ax.set_xlabel("score (bar: confidence interval)")
         ax.grid(axis="y", visible=False)
