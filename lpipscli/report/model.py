@@ -186,7 +186,8 @@ class ReportInput:
     def groups(self, columns: Sequence[str] | None = None):
         """``(groups, failed, keys)`` as :func:`lpipscli.results.groups_for_gates`; for a diff, missing and
         failed pairs count as failed, as ``lpips diff`` counts them for its gates."""
-        assert self.table is not None  # noqa: S101 - callers check the kind
+        if self.table is None:
+            raise UsageError(f"{self.path}: an evaluation table has no per-pair rows")
         groups, failed, keys = groups_for_gates(self.table, list(columns if columns is not None else self.metrics))
         if self.kind == "diff":
             failed = dict.fromkeys(groups, 0)
