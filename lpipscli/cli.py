@@ -507,6 +507,11 @@ def weights_download(
         raise _fail(str(exc), exc.exit_code) from None
 
 
+from lpipscli.commands.report import report as _report  # noqa: E402 - torch-free; registered after the others
+
+app.command("report")(_report)
+
+
 def main() -> None:
     """Console-script entry point: errors become one line on stderr and a distinct exit code."""
     # Idle OpenMP threads yield instead of spinning, so decoding workers and compute share cores well.
