@@ -170,6 +170,9 @@ def compare(
         rich_help_panel="Quality gates")] = 5,
     junit: Annotated[Path | None, typer.Option(help="Write gate results as JUnit XML.",
         rich_help_panel="Quality gates")] = None,
+    report: Annotated[Path | None, typer.Option(
+        help="Write a self-contained HTML report (distributions, worst pairs with their heatmaps, per-frame "
+        "curves, gates) after the run; needs -o FILE and the 'report' extra.", rich_help_panel="Output")] = None,
     junit_per_pair: Annotated[bool, typer.Option(help="Also one JUnit test case per pair.",
         rich_help_panel="Quality gates")] = False,
     mmd_sigma: Annotated[float | None, typer.Option(
@@ -264,7 +267,7 @@ def compare(
         })
         from lpipscli.run import Reports, run_compare
 
-        reports = Reports(fail_if or [], allow_failed, summary_json, worst, junit, junit_per_pair)
+        reports = Reports(fail_if or [], allow_failed, summary_json, worst, junit, junit_per_pair, report)
         code = run_compare(config, output, fmt.value if fmt else None, quiet, reports, resume)
     except LpipsCliError as exc:
         raise _fail(str(exc), exc.exit_code) from None

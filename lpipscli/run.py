@@ -26,6 +26,8 @@ class Reports:
     worst: int
     junit: Path | None
     junit_per_pair: bool
+    #: an HTML report written after the run (needs -o FILE)
+    report: Path | None = None
 
 
 def refuse_unscorable(plan) -> None:
@@ -63,6 +65,13 @@ def run_compare(config: RunConfig, output: str, fmt: str | None, quiet: bool, re
     gates = parse_gates(reports.fail_if, config.metrics)
     check_output_path(reports.summary_json, "--summary-json")
     check_output_path(reports.junit, "--junit")
+    if reports.report is not None:
+        from lpipscli.report.plots import require_matplotlib
+
+        if output == "-":
+            raise UsageError("--report reads the results file: give -o FILE (not stdout)")
+        check_output_path(reports.report, "--report")
+        require_matplotlib()
     engine = Engine(config)
     if config.heatmaps is None and config.video is not None and config.video.heatmap_video is not None:
         raise UsageError("--heatmap-video needs --heatmaps DIR too (the maps it draws are the heatmaps')")
@@ -194,6 +203,13 @@ def run_compare(config: RunConfig, output: str, fmt: str | None, quiet: bool, re
         junit=reports.junit, per_pair=result.statuses if reports.junit_per_pair else None, console=console,
         quiet=quiet,
     )
+    if reports.report is not None:
+        from lpipscli.report import write_report
+
+        write_report(Path(output), reports.report, worst=max(reports.worst, 8), gates=reports.fail_if,
+                     allow_failed=reports.allow_failed)
+        if not quiet:
+            console.print(f"report: {escape(str(reports.report))}", highlight=False)
     if code == EXIT_OK and n_bad and not reports.allow_failed:
         console.print(f"lpips: exit {EXIT_PAIRS_FAILED}: {n_bad} pair(s) not fully scored (--allow-failed accepts "
                       "them)", highlight=False, soft_wrap=True)

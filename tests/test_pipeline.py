@@ -332,3 +332,17 @@ def test_per_metric_failure_keeps_the_other_metrics(tmp_path, cli):
              "--on-error", "skip", "--allow-failed", "-q")
     assert ok.exit_code == 0, ok.stderr
     assert math.isfinite(float(row["ssim"]))
+
+
+def test_compare_writes_the_report_after_the_run(tmp_path, cli):
+    pytest.importorskip("matplotlib")
+    _images(tmp_path, ["a", "b"])
+    out, page = tmp_path / "x.parquet", tmp_path / "r.html"
+    result = cli("compare", tmp_path / "ref", tmp_path / "out", "-m", "psnr,ssim", "-o", out, "--report", page,
+                 "--heatmaps", tmp_path / "maps", "-q")
+    assert result.exit_code == 0, result.stderr
+    html = page.read_text(encoding="utf-8")
+    assert html.lstrip().lower().startswith("<!doctype html") and "psnr" in html and "ssim" in html
+    assert "<script" not in html.lower() and "src=\"http" not in html  # self-contained: nothing fetched
+    refused = cli("compare", tmp_path / "ref", tmp_path / "out", "-m", "psnr", "-o", "-", "--report", page)
+    assert refused.exit_code == 2 and "--report" in refused.stderr

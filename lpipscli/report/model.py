@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from lpipscli.errors import UsageError
+from lpipscli.metrics import REGISTRY
 from lpipscli.results import ResultTable, groups_for_gates, metric_columns, read_results, row_name
 from lpipscli.stats import summarize
 
@@ -52,12 +53,7 @@ MAX_CARDS = 48
 
 #: ``higher_is_better`` of every registered metric, kept here so that ``lpips report`` never imports torch
 #: (``lpipscli.metrics`` does); ``tests/test_report.py`` checks it against ``lpipscli.metrics.REGISTRY``.
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "lpips_alex": False, "lpips_vgg": False, "lpips_squeeze": False,
-    "psnr": True, "psnr_y": True, "mse": False, "l1": False,
-    "ssim": True, "ssim_y": True, "ssim_matlab": True, "ms_ssim": True,
-    "mmd": False, "mmd_rff": False, "mmd_pp": False, "lasi": False,
-}
+HIGHER_IS_BETTER: dict[str, bool] = {k: s.higher_is_better for k, s in REGISTRY.items()}
 
 
 def base_metric(column: str) -> str:

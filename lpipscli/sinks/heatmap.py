@@ -748,6 +748,7 @@ class HeatmapWriter:
         return {
             "format": self.fmt, "scale": self.scale, "panel": self.panel, "legend": self.legend,
             "worst": self.worst, "colormap": COLORMAP if self.fmt == "png" else None,
+            "root": str(self.maps_root),
             "paths": "<maps_root>/<dist root name>/<key>.<metric>.<png|npy>",
             "metrics": {m: {"lo": s.lo, "hi": s.hi, "units": s.units, "direction": s.direction,
                             "description": s.description, "relation": s.relation}
