@@ -29,8 +29,8 @@ Scope: without a prefix a gate is evaluated once per distorted input (``scope ==
 
 Statistics follow :mod:`lpipscli.stats`: NaN rows (pairs without a value) are left out; ``mean`` and
 ``std`` use finite values only (when every value is the same infinity, ``mean`` is that infinity and
-``std`` is 0, so a lossless encode passes ``mean(psnr) < 40``); ``min``/``max``/``median``/``pN`` keep infinities; ``hmean`` needs every
-value ``> 0``; ``count`` counts non-NaN rows; ``any``/``all`` test each non-NaN row.
+``std`` is 0, so a lossless encode passes ``mean(psnr) < 40``); ``min``/``max``/``median``/``pN`` keep
+infinities; ``hmean`` needs every value ``> 0``; ``count`` counts non-NaN rows; ``any``/``all`` test each non-NaN row.
 """
 
 from __future__ import annotations
