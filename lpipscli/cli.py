@@ -269,6 +269,21 @@ _GATE_HELP = ("Quality gate, repeatable: fails (exit 1) when the expression is t
               "'mean(delta_lpips_alex) > 0.005'.")
 
 
+_ALLOW_INCOMPLETE_HELP = ("Let gates pass although a results file records that its run did not finish "
+                          "(interrupted, stopped at an error, killed).")
+
+
+def _directions(columns, metric_of=lambda c: c) -> dict[str, bool]:
+    """``{column: higher_is_better}`` from the metric registry's metadata, for columns of known metrics."""
+    from lpipscli.metrics import REGISTRY
+
+    return {c: REGISTRY[metric_of(c)].higher_is_better for c in columns if metric_of(c) in REGISTRY}
+
+
+def _warn(console, text: str) -> None:
+    console.print(f"[yellow]lpips: warning:[/] {escape_text(text)}", highlight=False, soft_wrap=True)
+
+
 @app.command()
 def diff(
     base: Annotated[Path, typer.Argument(help="Results of the baseline run (.csv, .parquet, .jsonl).",
@@ -277,9 +292,13 @@ def diff(
     output: Annotated[str | None, typer.Option(
         "--output", "-o", help="Write per-pair deltas here ('-' = stdout).")] = None,
     fmt: Annotated[Format | None, typer.Option("--format", help="Output format (default: from the extension).")] = None,
+    root_map: Annotated[list[str] | None, typer.Option(
+        "--map", help="Join BASE's distorted root with NEW's, as BASE_ROOT=NEW_ROOT (the dist_root values), "
+        "repeatable; needed when the roots differ and their last folder names do not match one to one.")] = None,
     fail_if: Annotated[list[str] | None, typer.Option("--fail-if", help=_GATE_HELP)] = None,
     allow_failed: Annotated[bool, typer.Option(
         help="Let gates pass although pairs failed or vanished from the new run.")] = False,
+    allow_incomplete: Annotated[bool, typer.Option(help=_ALLOW_INCOMPLETE_HELP)] = False,
     force: Annotated[bool, typer.Option(
         help="Compare although the runs used settings that change scores (LPIPS version, weights, decoding).")] = False,
     summary_json: Annotated[Path | None, typer.Option(help="Write the delta summary and gates as JSON.")] = None,
@@ -288,17 +307,18 @@ def diff(
 ) -> None:
     """Per-pair deltas (new - base) between two result files, summarised and gated like compare.
 
-    Pairs join on (dist_root, ref[, frame]), or on ref alone when each file has one distorted input. Pairs
-    missing from the new run count as failed for the gates.
+    Pairs join on (dist_root, ref[, frame]); distorted roots that differ join by their last folder name
+    (v1/jpeg_q30 with v2/jpeg_q30) or as given with --map, and on ref alone when each file has one distorted
+    input. Pairs missing from the new run count as failed for the gates.
     """
     from rich.console import Console
 
     from lpipscli.ci import check_output_path, finish
-    from lpipscli.diff import diff_tables
+    from lpipscli.diff import diff_tables, parse_root_map
     from lpipscli.gates import parse_gates
-    from lpipscli.metrics import REGISTRY
     from lpipscli.results import read_results
     from lpipscli.sinks import check_writable, format_for, open_sink
+    from lpipscli.status import gate_inputs
     from lpipscli.summary import print_group_table
 
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
@@ -308,12 +328,15 @@ def diff(
             check_writable(output)
         check_output_path(summary_json, "--summary-json")
         check_output_path(junit, "--junit")
-        result = diff_tables(read_results(base), read_results(new), force=force)
+        mapping = parse_root_map(root_map or [])
+        result = diff_tables(read_results(base), read_results(new), force=force, root_map=mapping)
         gates = parse_gates(fail_if or [], result.gate_columns)
         for warning in result.warnings:
-            console.print(f"[yellow]lpips: warning:[/] {escape_text(warning)}", highlight=False, soft_wrap=True)
-        direction = {m: REGISTRY[m].higher_is_better for m in result.metrics if m in REGISTRY}
-        summary = result.summary(direction)
+            if warning.startswith("joined distorted roots"):
+                console.print(escape_text(warning), highlight=False, soft_wrap=True)
+            else:
+                _warn(console, warning)
+        summary = result.summary(_directions(result.metrics))
         summary["provenance"] = result.provenance
         if output is not None:
             sink = open_sink(output, fmt.value if fmt else None, result.columns, result.provenance)
@@ -323,10 +346,10 @@ def diff(
             print_group_table(summary["per_dist_root"], console, title="lpips diff: new - base")
             counts = result.counts
             console.print(", ".join(f"{k}: {v}" for k, v in counts.items()), highlight=False)
-        groups, failed, keys = result.groups_for_gates()
+        groups, failed, keys = gate_inputs(result.groups())
         code, _ = finish(summary=summary, gates=gates, groups=groups, failed=failed, keys=keys,
                          allow_failed=allow_failed, summary_json=summary_json, junit=junit, console=console,
-                         quiet=quiet)
+                         quiet=quiet, incomplete=result.incomplete, allow_incomplete=allow_incomplete)
     except LpipsCliError as exc:
         raise _fail(str(exc), exc.exit_code) from None
     raise typer.Exit(code)
@@ -338,39 +361,43 @@ def summary(
                                             show_default=False)],
     fail_if: Annotated[list[str] | None, typer.Option("--fail-if", help=_GATE_HELP)] = None,
     allow_failed: Annotated[bool, typer.Option(help="Let gates pass although some pairs failed.")] = False,
+    allow_incomplete: Annotated[bool, typer.Option(help=_ALLOW_INCOMPLETE_HELP)] = False,
     summary_json: Annotated[Path | None, typer.Option(help="Write the summary and gates as JSON.")] = None,
     worst: Annotated[int, typer.Option(help="How many worst pairs the JSON summary lists per metric.", min=0)] = 5,
     junit: Annotated[Path | None, typer.Option(help="Write gate results as JUnit XML.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary table.")] = False,
 ) -> None:
-    """Re-summarise and re-gate a results file without recomputing anything."""
+    """Re-summarise and re-gate a results file (of compare or diff) without recomputing anything."""
     from rich.console import Console
 
     from lpipscli.ci import check_output_path, finish
     from lpipscli.gates import parse_gates
-    from lpipscli.metrics import REGISTRY
-    from lpipscli.results import groups_for_gates, metric_columns, read_results
-    from lpipscli.summary import per_root_summary, print_group_table
+    from lpipscli.results import metric_columns, metric_of, read_results, table_groups
+    from lpipscli.status import gate_inputs, totals
+    from lpipscli.summary import per_root, print_group_table
 
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
     try:
         check_output_path(summary_json, "--summary-json")
         check_output_path(junit, "--junit")
         table = read_results(results)
-        metrics = metric_columns(table, REGISTRY)
+        metrics = metric_columns(table)
         gates = parse_gates(fail_if or [], metrics)
         for warning in table.warnings:
-            console.print(f"[yellow]lpips: warning:[/] {escape_text(warning)}", highlight=False, soft_wrap=True)
-        groups, failed, keys = groups_for_gates(table, metrics)
-        direction = {m: REGISTRY[m].higher_is_better for m in metrics if m in REGISTRY}
-        per_root = per_root_summary(groups, failed, keys, direction, worst)
+            _warn(console, warning)
+        groups = table_groups(table, metrics)
+        per = per_root(groups, _directions(metrics, metric_of(table)), worst)
+        incomplete = [f"{results}: {table.incomplete_text()}"] if table.complete is False else []
         summary_dict = {"source": str(results), "pairs": len(table.rows), "complete": table.complete,
-                        "per_dist_root": per_root, "provenance": table.provenance}
+                        "expected_pairs": table.expected_rows, "missing_pairs": table.missing_rows,
+                        "incomplete": incomplete, **totals(groups), "per_dist_root": per,
+                        "provenance": table.provenance}
         if not quiet:
-            print_group_table(per_root, console, title=f"lpips summary: {results}")
-        code, _ = finish(summary=summary_dict, gates=gates, groups=groups, failed=failed, keys=keys,
+            print_group_table(per, console, title=f"lpips summary: {results}")
+        values, failed, keys = gate_inputs(groups)
+        code, _ = finish(summary=summary_dict, gates=gates, groups=values, failed=failed, keys=keys,
                          allow_failed=allow_failed, summary_json=summary_json, junit=junit, console=console,
-                         quiet=quiet)
+                         quiet=quiet, incomplete=incomplete, allow_incomplete=allow_incomplete)
     except LpipsCliError as exc:
         raise _fail(str(exc), exc.exit_code) from None
     raise typer.Exit(code)
