@@ -77,6 +77,23 @@ class Format(str, Enum):
     jsonl = "jsonl"
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from lpipscli import __version__
+
+        typer.echo(f"lpipscli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool | None, typer.Option(
+        "--version", help="Print the version (lpipscli X.Y.Z) and exit.", callback=_print_version,
+        is_eager=True)] = None,
+) -> None:
+    pass
+
+
 def _fail(message: str, code: int) -> typer.Exit:
     sys.stderr.write(f"lpips: error: {message}\n")
     sys.stderr.flush()
@@ -430,11 +447,11 @@ def list_metrics(
     from rich.table import Table
 
     table = Table(title="metrics (key = --metric name = output column)", title_justify="left")
-    for col in ("key", "measures", "range", "better", "weights", "min side"):
+    for col in ("key", "measures", "range", "better", "weights", "min side", "cost"):
         table.add_column(col)
     for r in rows:
         table.add_row(r["key"], r["measures"], r["range"], r["better"], "yes" if r["needs_weights"] else "no",
-                      f"{r['min_side']} px")
+                      f"{r['min_side']} px", r["cost"] or "-")
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 

@@ -179,11 +179,11 @@ def read_results(path: str | Path, fmt: str | None = None) -> ResultTable:
             file and, where it applies, the line and column).
     """
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path}: is a folder, not a results file (.csv, .parquet or .jsonl)")
     fmt = format_of(path, fmt)
     if not path.exists():
         raise UsageError(f"{path}: no such file")
-    if path.is_dir():
-        raise UsageError(f"{path}: is a folder, not a result file")
     if fmt == "parquet":
         return _read_parquet(path)
     provenance, complete, warnings, run = _read_sidecar(path)
