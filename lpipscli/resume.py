@@ -9,8 +9,12 @@ from lpipscli.io.pairing import PairPlan, RefGroup
 from lpipscli.sinks.parquet import journal_path
 
 
-def previous_rows(path: str, fmt: str, settings_hash: str, columns: tuple[str, ...]) -> list[dict]:
+def previous_rows(path: str, fmt: str, settings_hash: str, columns: tuple[str, ...], *,
+                  provenance: dict | None = None) -> list[dict]:
     """Rows already in ``path`` (for Parquet: its journal when a run was killed, else the file).
+
+    ``provenance``: this run's provenance; when given, a refusal names the settings that differ
+    (:func:`lpipscli.diff.settings_differences`, the comparison ``lpips diff`` uses).
 
     Raises:
         UsageError: writing to stdout, or the existing file was made with other settings or columns.
@@ -32,17 +36,24 @@ def previous_rows(path: str, fmt: str, settings_hash: str, columns: tuple[str, .
         from lpipscli.sinks.text import trim_partial_line
 
         trim_partial_line(source)  # a killed writer may have left half a line
+    now = provenance
     table = read_results(source, source_fmt)
     provenance = table.provenance
     if not provenance or "settings_hash" not in provenance:
         raise UsageError(f"--resume: {source} has no provenance (its .meta.json is missing), so it cannot be "
                          "checked against this run's settings; write to a new file")
     if provenance["settings_hash"] != settings_hash:
-        before = provenance.get("metrics", {})
-        raise UsageError(
-            f"--resume: {path} was made with different settings (metrics {', '.join(before) or '?'}, settings hash "
-            f"{provenance['settings_hash'][:12]} vs {settings_hash[:12]} now); use the same options or a new file"
-        )
+        from lpipscli.diff import settings_differences
+
+        lines = settings_differences(provenance, now, labels=("the file", "this run")) if now is not None else []
+        if lines:
+            shown = "; ".join(lines[:4]) + (f"; ... ({len(lines) - 4} more)" if len(lines) > 4 else "")
+        else:
+            before = provenance.get("metrics", {})
+            shown = (f"metrics {', '.join(before) or '?'}, settings hash {provenance['settings_hash'][:12]} vs "
+                     f"{settings_hash[:12]} now")
+        raise UsageError(f"--resume: {path} was made with different settings ({shown}); use the same options or a "
+                         f"new file")
     if list(table.columns) != list(columns):
         raise UsageError(f"--resume: {path} has columns {','.join(table.columns)}, this run writes "
                          f"{','.join(columns)}; use the same options or a new file")

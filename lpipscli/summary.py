@@ -169,8 +169,9 @@ def failure_lines(per_root: Mapping[str, Any], most: int = 5) -> list[str]:
         reasons = sorted(block.get("failure_reasons", {}).items(), key=lambda kv: -kv[1])
         shown = "; ".join(f"{r} (x{n})" if n > 1 else r for r, n in reasons[:most])
         more = f"; ... ({len(reasons) - most} more reasons)" if len(reasons) > most else ""
+        reasons_text = f": {shown}{more}" if shown else ""
         lines.append(f"{root or '(results)'}: {block['failed']} of {block.get('rows', '?')} rows failed "
-                     f"({', '.join(parts)}): {shown}{more}")
+                     f"({', '.join(parts)}){reasons_text}")
     return lines
 
 

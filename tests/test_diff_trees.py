@@ -129,3 +129,18 @@ def test_settings_differences_reads_todays_provenance_layout():
     lines = settings_differences(base, new)  # --resume: a metric set that changed is a difference
     assert lines[0] == 'metrics: ["lpips_alex", "psnr"] in BASE, ["psnr"] in NEW'
     assert settings_differences(base, None) == []
+
+
+def test_resume_refusal_names_the_settings_that_differ(tmp_path):
+    """--resume compares settings through the same function as lpips diff."""
+    from lpipscli.resume import previous_rows
+
+    columns = ("ref", "dist", "dist_root", "width", "height", "lpips_alex", "psnr", "status", "error")
+    old = make_provenance()
+    write_results(tmp_path / "r.csv", [make_row("a.png")], old, columns)
+    now = make_provenance(alpha="black")
+    now["settings_hash"] = "1" * 64
+    with pytest.raises(UsageError, match="different settings") as info:
+        previous_rows(str(tmp_path / "r.csv"), "csv", now["settings_hash"], columns, provenance=now)
+    assert 'decode option alpha: "white" in the file, "black" in this run' in str(info.value)
+    assert len(previous_rows(str(tmp_path / "r.csv"), "csv", old["settings_hash"], columns, provenance=old)) == 1
