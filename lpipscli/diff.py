@@ -63,6 +63,8 @@ __all__ = [
 STATUSES = DIFF_STATUSES
 #: Keys of ``provenance["options"]`` that change scores when they differ (compared when both files have them).
 DECODE_OPTIONS = ("alpha", "resize", "resize_method", "range", "gray_vs_rgb")
+#: Top-level settings-record sections ``lpips diff`` reports as a note, not as a refusal (``--resume`` refuses).
+NOTE_SETTINGS = ("device",)
 #: Packages whose differing versions are reported as a warning (scores may move in the last digits).
 VERSION_KEYS = ("lpipscli", "torch", "torchvision", "lpips")
 
@@ -339,10 +341,11 @@ def settings_differences(
 
     The one comparison used by ``lpips diff`` (and meant for ``--resume``). Two layouts are read:
 
-    - the settings record (``provenance["settings"]``, hashed into ``provenance["settings_hash"]``): when both
-      sides have one, equal hashes mean no difference; otherwise the records are compared key by key
-      (nested keys joined with ``.``; lists compared whole, except that list items naming a ``metric`` that
-      is not compared are left out);
+    - the settings record (``provenance["settings"]``, :mod:`lpipscli.settings`, hashed into
+      ``provenance["settings_hash"]``): when both sides have one, equal hashes mean no difference; otherwise
+      the records are compared key by key (nested keys joined with ``.``, weights per role, other lists
+      whole). With ``metrics``, settings and weights of other metrics are left out, and the ``device``
+      class (:data:`NOTE_SETTINGS`) is not a difference (``lpips diff`` notes it);
     - older files (no ``settings``): each compared metric's parameters, the sha256 of the weight files of a
       compared metric's role, the decode options of :data:`DECODE_OPTIONS` and the compute ``dtype``.
 
@@ -369,13 +372,15 @@ def settings_differences(
         shared = None if metrics is None else set(metrics)
         fb: dict[str, Any] = {}
         fn: dict[str, Any] = {}
-        _flatten(_drop_other_metrics(sb, shared), "", fb)
-        _flatten(_drop_other_metrics(sn, shared), "", fn)
+        _flatten(_settings_view(sb, shared, all_keys), "", fb)
+        _flatten(_settings_view(sn, shared, all_keys), "", fn)
         out = []
         for path in sorted(set(fb) | set(fn)):
             owner = _metric_path(path, all_keys)
             if shared is not None and owner is not None and owner not in shared:
                 continue
+            if shared is not None and path.split(".", 1)[0] in NOTE_SETTINGS:
+                continue  # lpips diff: reported as a note (scores may differ in the last digits)
             vb, vn = fb.get(path, _ABSENT), fn.get(path, _ABSENT)
             if vb != vn:
                 out.append(f"settings.{path}: {_show(vb)} in {lb}, {_show(vn)} in {ln}")
@@ -402,15 +407,28 @@ def _metric_keys(prov: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def _drop_other_metrics(value: Any, shared: set[str] | None) -> Any:
-    """Lists of records lose the records whose ``metric`` is not compared (``shared`` None: keep all)."""
-    if shared is None:
-        return value
-    if isinstance(value, Mapping):
-        return {k: _drop_other_metrics(v, shared) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [v for v in value if not (isinstance(v, Mapping) and "metric" in v and v["metric"] not in shared)]
-    return value
+def _settings_view(settings: Mapping[str, Any], shared: set[str] | None, keys: set[str]) -> dict[str, Any]:
+    """The settings record with ``weights`` as ``{role: [sha256, ...]}`` (records ``[role, sha256]`` or
+    ``{"role", "sha256"[, "metric"]}``); with ``shared``, weights whose role or ``metric`` names only other
+    metrics are left out."""
+    out = dict(settings)
+    weights = settings.get("weights")
+    if isinstance(weights, (list, tuple)):
+        by_role: dict[str, list[str]] = {}
+        for rec in weights:
+            if isinstance(rec, Mapping):
+                role, sha, metric = str(rec.get("role", "")), str(rec.get("sha256", "")), rec.get("metric")
+            elif isinstance(rec, (list, tuple)) and len(rec) == 2:
+                (role, sha), metric = map(str, rec), None
+            else:
+                role, sha, metric = json.dumps(rec, sort_keys=True, default=str), "", None
+            if shared is not None:
+                owners = {metric} if metric is not None else _role_metrics(role, keys)
+                if owners and not owners & shared:
+                    continue
+            by_role.setdefault(role, []).append(sha)
+        out["weights"] = {role: sorted(shas) for role, shas in by_role.items()}
+    return out
 
 
 def _ref_normalizer(table: ResultTable, use_inputs: bool):

@@ -108,6 +108,8 @@ def build_summary(result: RunResult, metrics: tuple[str, ...], dist_roots: list[
     else:
         groups = groups_from_values(result.groups(metrics, dist_roots), result.failed_per_root, result.names)
     count = totals(groups)
+    if rows is None and isinstance(getattr(result, "failed_per_metric", None), dict):
+        count["failed_per_metric"] = {m: int(result.failed_per_metric.get(m, 0)) for m in metrics}
     return {
         "pairs": result.n_pairs,
         "scored": result.n_scored,

@@ -84,9 +84,8 @@ def test_build_tree_join_still_refuses_settings_that_change_scores(tmp_path):
 def _with_settings(**changes):
     prov = make_provenance()
     settings = {"metrics": {"lpips_alex": {"version": "0.1", "net": "alex"}, "psnr": {"data_range": 1.0}},
-                "weights": [{"metric": "lpips_alex", "role": "alex backbone", "sha256": "ab" * 32}],
-                "decode": {"alpha": "drop", "resize": "none"}, "dtype": {"lpips_alex": "float32", "psnr": "float64"},
-                "tf32": False}
+                "weights": [["alex backbone", "ab" * 32], ["alex head v0.1", "ef" * 32]],
+                "decode": {"alpha": "drop", "resize": "none"}, "alignment": {}, "device": "cpu", "tf32": False}
     for path, value in changes.items():
         node = settings
         *head, last = path.split("__")
@@ -110,9 +109,16 @@ def test_settings_differences_on_the_settings_record():
     assert settings_differences(same, version, ["psnr"]) == []
     assert settings_differences(same, version, labels=("the file", "this run")) == [
         'settings.metrics.lpips_alex.version: "0.1" in the file, "0.0" in this run']
-    weights = _with_settings(weights=[{"metric": "lpips_alex", "role": "alex backbone", "sha256": "cd" * 32}])
+    weights = _with_settings(weights=[["alex backbone", "cd" * 32], ["alex head v0.1", "ef" * 32]])
     assert settings_differences(same, weights, ["psnr"]) == []
-    assert len(settings_differences(same, weights, ["psnr", "lpips_alex"])) == 1
+    assert settings_differences(same, weights, ["psnr", "lpips_alex"]) == [
+        f'settings.weights.alex backbone: ["{"ab" * 32}"] in BASE, ["{"cd" * 32}"] in NEW']
+    records = _with_settings(weights=[{"metric": "lpips_alex", "role": "x", "sha256": "00"}])
+    assert settings_differences(same, records, ["psnr"]) == []
+    # the device class: a note for lpips diff, a difference for --resume
+    cuda = _with_settings(device="cuda")
+    assert settings_differences(same, cuda, ["psnr"]) == []
+    assert settings_differences(same, cuda) == ['settings.device: "cpu" in BASE, "cuda" in NEW']
     # equal hashes: nothing to compare
     twin = _with_settings(tf32=True)
     twin["settings_hash"] = same["settings_hash"]
