@@ -10,11 +10,12 @@ from lpipscli.sinks.parquet import journal_path
 
 
 def previous_rows(path: str, fmt: str, settings_hash: str, columns: tuple[str, ...], *,
-                  provenance: dict | None = None) -> list[dict]:
+                  settings: dict | None = None, provenance: dict | None = None) -> list[dict]:
     """Rows already in ``path`` (for Parquet: its journal when a run was killed, else the file).
 
-    ``provenance``: this run's provenance; when given, a refusal names the settings that differ
-    (:func:`lpipscli.diff.settings_differences`, the comparison ``lpips diff`` uses).
+    ``settings`` (this run's settings record, dict form) or ``provenance`` (this run's provenance): when given,
+    a refusal names the settings that differ (:func:`lpipscli.diff.settings_differences`, the comparison
+    ``lpips diff`` uses).
 
     Raises:
         UsageError: writing to stdout, or the existing file was made with other settings or columns.
@@ -36,7 +37,8 @@ def previous_rows(path: str, fmt: str, settings_hash: str, columns: tuple[str, .
         from lpipscli.sinks.text import trim_partial_line
 
         trim_partial_line(source)  # a killed writer may have left half a line
-    now = provenance
+    now = provenance if provenance is not None else (
+        {"settings": settings, "settings_hash": settings_hash} if settings is not None else None)
     table = read_results(source, source_fmt)
     provenance = table.provenance
     if not provenance or "settings_hash" not in provenance:

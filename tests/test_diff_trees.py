@@ -138,15 +138,16 @@ def test_settings_differences_reads_todays_provenance_layout():
 
 
 def test_resume_refusal_names_the_settings_that_differ(tmp_path):
-    """--resume compares settings through the same function as lpips diff."""
+    """--resume compares settings records and names what changed (the comparison lpips diff uses)."""
     from lpipscli.resume import previous_rows
 
     columns = ("ref", "dist", "dist_root", "width", "height", "lpips_alex", "psnr", "status", "error")
-    old = make_provenance()
+    old = _with_settings()
+    old["settings_hash"] = "0" * 64
     write_results(tmp_path / "r.csv", [make_row("a.png")], old, columns)
-    now = make_provenance(alpha="black")
-    now["settings_hash"] = "1" * 64
+    now = _with_settings(decode__alpha="black")["settings"]
     with pytest.raises(UsageError, match="different settings") as info:
-        previous_rows(str(tmp_path / "r.csv"), "csv", now["settings_hash"], columns, provenance=now)
-    assert 'decode option alpha: "white" in the file, "black" in this run' in str(info.value)
-    assert len(previous_rows(str(tmp_path / "r.csv"), "csv", old["settings_hash"], columns, provenance=old)) == 1
+        previous_rows(str(tmp_path / "r.csv"), "csv", "1" * 64, columns, settings=now)
+    message = str(info.value)
+    assert "alpha" in message and "black" in message and "\n" not in message
+    assert len(previous_rows(str(tmp_path / "r.csv"), "csv", "0" * 64, columns, settings=old["settings"])) == 1
