@@ -25,6 +25,7 @@ from lpipscli.io.decoding import (
     opaque_mask,
     pair_arrays,
     parse_alpha_color,
+    reference_array,
 )
 from lpipscli.metrics.masked import masked_mse, masked_psnr
 from lpipscli.metrics.psnr import psnr
@@ -90,6 +91,7 @@ def test_composite_both_on_the_jpeg_borrows_the_reference_alpha(files, colour):
                              "composite-both", bg)
     assert mask is None
     np.testing.assert_allclose(r, numpy_composite(ref_rgb, ref_a, bg), atol=TOLERANCES["composite"])
+    np.testing.assert_array_equal(reference_array(decode_with_alpha(files / "photo.png"), "composite-both", bg), r)
     np.testing.assert_allclose(d, numpy_composite(jpg_rgb, ref_a, bg), atol=TOLERANCES["composite"])
     expected = numpy_psnr(numpy_composite(ref_rgb, ref_a, bg), numpy_composite(jpg_rgb, ref_a, bg))
     got = float(psnr(as_tensor(r), as_tensor(d))[0])

@@ -72,6 +72,7 @@ __all__ = [
     "opaque_mask",
     "pair_arrays",
     "parse_alpha_color",
+    "reference_array",
     "has_supported_extension",
     "probe_image",
     "to_float",
@@ -376,7 +377,7 @@ def pair_arrays(
     if policy not in PAIR_ALPHA_POLICIES:
         return (np.ascontiguousarray(_apply_alpha(ref_path, ref.color, ref.alpha, policy)),
                 np.ascontiguousarray(_apply_alpha(dist_path, dist.color, dist.alpha, policy)), None)
-    ref_array = ref.color if ref.alpha is None else composite(ref.color, ref.alpha, background)
+    ref_array = reference_array(ref, policy, background, ref_path=ref_path)
     dist_alpha = dist.alpha if dist.alpha is not None else ref.alpha
     if dist_alpha is not None and dist_alpha.shape != dist.color.shape[:2]:
         raise ValueError(f"{dist_path}: is {dist.color.shape[1]}x{dist.color.shape[0]}, the reference's alpha "
@@ -384,6 +385,17 @@ def pair_arrays(
     dist_array = dist.color if dist_alpha is None else composite(dist.color, dist_alpha, background)
     mask = opaque_mask(ref.alpha, dist.alpha) if policy == "mask" else None
     return ref_array, dist_array, mask
+
+
+def reference_array(ref: DecodedImage, policy: str, background: tuple[float, float, float] = (1.0, 1.0, 1.0), *,
+                    ref_path: str = "") -> np.ndarray:
+    """The reference's array under ``policy`` (what :func:`pair_arrays` returns for it): it never depends on the
+    distorted side, so a chunk decodes and converts its reference once for all its distorted images."""
+    if policy not in ALPHA_POLICIES:
+        raise ValueError(f"alpha must be one of {', '.join(ALPHA_POLICIES)}, got {policy!r}")
+    if policy in PAIR_ALPHA_POLICIES:
+        return ref.color if ref.alpha is None else composite(ref.color, ref.alpha, background)
+    return np.ascontiguousarray(_apply_alpha(ref_path, ref.color, ref.alpha, policy))
 
 
 def _color_name(background: tuple[float, float, float]) -> str:
