@@ -19,8 +19,9 @@ def __getattr__(name: str):
     # Lazy re-export: `import lpipscli` stays light (the CLI's --help does not import torch).
     import importlib
 
-    if name.startswith("__"):
-        raise AttributeError(name)
+    if name.startswith("__") or name not in __all__:
+        # `from lpipscli import weights` asks here before importing the submodule: never import torch for it
+        raise AttributeError(f"module 'lpipscli' has no attribute {name!r}")
     metrics = importlib.import_module("lpipscli.metrics")
     if name in metrics.__all__:
         return getattr(metrics, name)

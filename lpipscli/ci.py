@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +55,23 @@ def finish(
     per_pair: list[tuple[str, str, str]] | None = None,
     console=None,
     quiet: bool = False,
+    incomplete: Sequence[str] = (),
+    allow_incomplete: bool = False,
 ) -> tuple[int, list[GateOutcome]]:
-    """Evaluate gates, write the requested reports, print verdicts; return (exit code, outcomes)."""
+    """Evaluate gates, write the requested reports, print verdicts; return (exit code, outcomes).
+
+    ``incomplete``: one line per results file whose run did not finish; unless ``allow_incomplete``, every
+    gate then fails (a partial file never passes), and the reason says why.
+    """
     outcomes = evaluate_gates(gates, groups, failed=failed, allow_failed=allow_failed, keys=keys) if gates else []
+    if incomplete:
+        why = "; ".join(incomplete)
+        if allow_incomplete:
+            outcomes = [replace(o, reason=f"{o.reason}; incomplete results allowed ({why})") for o in outcomes]
+        else:
+            outcomes = [replace(o, passed=False, reason=f"{o.reason}; the gate fails because the results are "
+                                f"incomplete ({why}) unless --allow-incomplete") for o in outcomes]
+    summary["allow_incomplete"] = bool(allow_incomplete)
     summary["gates"] = [
         {"scope": o.scope, "gate": o.gate_text, "observed": o.observed, "passed": o.passed, "reason": o.reason}
         for o in outcomes

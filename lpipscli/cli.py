@@ -32,6 +32,8 @@ class Alpha(str, Enum):
     white = "white"
     black = "black"
     error = "error"
+    composite_both = "composite-both"
+    mask = "mask"
 
 
 class Resize(str, Enum):
@@ -79,6 +81,23 @@ class Format(str, Enum):
     csv = "csv"
     parquet = "parquet"
     jsonl = "jsonl"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from lpipscli import __version__
+
+        typer.echo(f"lpipscli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool | None, typer.Option(
+        "--version", help="Print the version (lpipscli X.Y.Z) and exit.", callback=_print_version,
+        is_eager=True)] = None,
+) -> None:
+    pass
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -138,8 +157,14 @@ def compare(
     max_batch_pixels: Annotated[int | None, typer.Option(
         help="Most pixels per batch, references included (default: 4 Mpx on CPU, 32 Mpx on CUDA).", min=1,
         rich_help_panel="Engine")] = None,
-    alpha: Annotated[Alpha, typer.Option(help="What to do with an alpha channel.",
+    alpha: Annotated[Alpha, typer.Option(
+        help="Alpha channel: drop (keep colour, as the official LPIPS loader), white/black (composite each side "
+        "over it), error, composite-both (both sides over --alpha-color; a side without alpha borrows the "
+        "reference's), mask (composite-both, and psnr/mse over pixels opaque on both sides only).",
         rich_help_panel="Inputs")] = Alpha.drop,
+    alpha_color: Annotated[str, typer.Option(
+        help="Background of --alpha composite-both and mask: white, black, gray or #RRGGBB.",
+        rich_help_panel="Inputs")] = "white",
     resize: Annotated[Resize, typer.Option(
         help="none: a size mismatch is an error; dist-to-ref: resample the distorted image (bicubic, "
         "antialiased).", rich_help_panel="Inputs")] = Resize.none,
@@ -247,7 +272,8 @@ def compare(
             ref=ref, dists=tuple(dists or ()), pairs=pairs, tf32=tf32, metrics=_parse_metrics(metric, net),
             metric_params={},
             device=device, workers=workers, batch_size=batch_size, max_batch_pixels=max_batch_pixels,
-            alpha=alpha.value, resize=resize.value, allow_unmatched=allow_unmatched, on_error=on_error.value,
+            alpha=alpha.value, alpha_color=_alpha_color(alpha_color), resize=resize.value,
+            allow_unmatched=allow_unmatched, on_error=on_error.value,
             allow_unverified_weights=allow_unverified_weights,
             max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else (max_pixels or None),
             heatmaps=heatmaps, heatmap_format=heatmap_format.value,
@@ -287,6 +313,12 @@ def _video_options(ref, dists, pair_by, start, max_frames, step, offset, frames,
                         frames=frames.value, heatmap_video=heatmap_video)
 
 
+def _alpha_color(text: str) -> tuple[float, float, float]:
+    from lpipscli.io.decoding import parse_alpha_color
+
+    return parse_alpha_color(text)
+
+
 def _no_video_options(start, max_frames, step, offset, frames, heatmap_video, heatmap_every, what: str) -> None:
     """Refuse video options on inputs that are not videos."""
     given = [name for name, value, default in (
@@ -323,6 +355,21 @@ _GATE_HELP = ("Quality gate, repeatable: fails (exit 1) when the expression is t
               "'mean(delta_lpips_alex) > 0.005'.")
 
 
+_ALLOW_INCOMPLETE_HELP = ("Let gates pass although a results file records that its run did not finish "
+                          "(interrupted, stopped at an error, killed).")
+
+
+def _directions(columns, metric_of=lambda c: c) -> dict[str, bool]:
+    """``{column: higher_is_better}`` from the metric registry's metadata, for columns of known metrics."""
+    from lpipscli.metrics import REGISTRY
+
+    return {c: REGISTRY[metric_of(c)].higher_is_better for c in columns if metric_of(c) in REGISTRY}
+
+
+def _warn(console, text: str) -> None:
+    console.print(f"[yellow]lpips: warning:[/] {escape_text(text)}", highlight=False, soft_wrap=True)
+
+
 @app.command()
 def diff(
     base: Annotated[Path, typer.Argument(help="Results of the baseline run (.csv, .parquet, .jsonl).",
@@ -331,9 +378,13 @@ def diff(
     output: Annotated[str | None, typer.Option(
         "--output", "-o", help="Write per-pair deltas here ('-' = stdout).")] = None,
     fmt: Annotated[Format | None, typer.Option("--format", help="Output format (default: from the extension).")] = None,
+    root_map: Annotated[list[str] | None, typer.Option(
+        "--map", help="Join BASE's distorted root with NEW's, as BASE_ROOT=NEW_ROOT (the dist_root values), "
+        "repeatable; needed when the roots differ and their last folder names do not match one to one.")] = None,
     fail_if: Annotated[list[str] | None, typer.Option("--fail-if", help=_GATE_HELP)] = None,
     allow_failed: Annotated[bool, typer.Option(
         help="Let gates pass although pairs failed or vanished from the new run.")] = False,
+    allow_incomplete: Annotated[bool, typer.Option(help=_ALLOW_INCOMPLETE_HELP)] = False,
     force: Annotated[bool, typer.Option(
         help="Compare although the runs used settings that change scores (LPIPS version, weights, decoding).")] = False,
     summary_json: Annotated[Path | None, typer.Option(help="Write the delta summary and gates as JSON.")] = None,
@@ -342,17 +393,18 @@ def diff(
 ) -> None:
     """Per-pair deltas (new - base) between two result files, summarised and gated like compare.
 
-    Pairs join on (dist_root, ref[, frame]), or on ref alone when each file has one distorted input. Pairs
-    missing from the new run count as failed for the gates.
+    Pairs join on (dist_root, ref[, frame]); distorted roots that differ join by their last folder name
+    (v1/jpeg_q30 with v2/jpeg_q30) or as given with --map, and on ref alone when each file has one distorted
+    input. Pairs missing from the new run count as failed for the gates.
     """
     from rich.console import Console
 
     from lpipscli.ci import check_output_path, finish
-    from lpipscli.diff import diff_tables
+    from lpipscli.diff import diff_tables, parse_root_map
     from lpipscli.gates import parse_gates
-    from lpipscli.metrics import REGISTRY
     from lpipscli.results import read_results
     from lpipscli.sinks import check_writable, format_for, open_sink
+    from lpipscli.status import gate_inputs
     from lpipscli.summary import print_group_table
 
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
@@ -362,12 +414,15 @@ def diff(
             check_writable(output)
         check_output_path(summary_json, "--summary-json")
         check_output_path(junit, "--junit")
-        result = diff_tables(read_results(base), read_results(new), force=force)
+        mapping = parse_root_map(root_map or [])
+        result = diff_tables(read_results(base), read_results(new), force=force, root_map=mapping)
         gates = parse_gates(fail_if or [], result.gate_columns)
         for warning in result.warnings:
-            console.print(f"[yellow]lpips: warning:[/] {escape_text(warning)}", highlight=False, soft_wrap=True)
-        direction = {m: REGISTRY[m].higher_is_better for m in result.metrics if m in REGISTRY}
-        summary = result.summary(direction)
+            if warning.startswith("joined distorted roots"):
+                console.print(escape_text(warning), highlight=False, soft_wrap=True)
+            else:
+                _warn(console, warning)
+        summary = result.summary(_directions(result.metrics))
         summary["provenance"] = result.provenance
         if output is not None:
             sink = open_sink(output, fmt.value if fmt else None, result.columns, result.provenance)
@@ -377,10 +432,10 @@ def diff(
             print_group_table(summary["per_dist_root"], console, title="lpips diff: new - base")
             counts = result.counts
             console.print(", ".join(f"{k}: {v}" for k, v in counts.items()), highlight=False)
-        groups, failed, keys = result.groups_for_gates()
+        groups, failed, keys = gate_inputs(result.groups())
         code, _ = finish(summary=summary, gates=gates, groups=groups, failed=failed, keys=keys,
                          allow_failed=allow_failed, summary_json=summary_json, junit=junit, console=console,
-                         quiet=quiet)
+                         quiet=quiet, incomplete=result.incomplete, allow_incomplete=allow_incomplete)
     except LpipsCliError as exc:
         raise _fail(str(exc), exc.exit_code) from None
     raise typer.Exit(code)
@@ -392,39 +447,43 @@ def summary(
                                             show_default=False)],
     fail_if: Annotated[list[str] | None, typer.Option("--fail-if", help=_GATE_HELP)] = None,
     allow_failed: Annotated[bool, typer.Option(help="Let gates pass although some pairs failed.")] = False,
+    allow_incomplete: Annotated[bool, typer.Option(help=_ALLOW_INCOMPLETE_HELP)] = False,
     summary_json: Annotated[Path | None, typer.Option(help="Write the summary and gates as JSON.")] = None,
     worst: Annotated[int, typer.Option(help="How many worst pairs the JSON summary lists per metric.", min=0)] = 5,
     junit: Annotated[Path | None, typer.Option(help="Write gate results as JUnit XML.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary table.")] = False,
 ) -> None:
-    """Re-summarise and re-gate a results file without recomputing anything."""
+    """Re-summarise and re-gate a results file (of compare or diff) without recomputing anything."""
     from rich.console import Console
 
     from lpipscli.ci import check_output_path, finish
     from lpipscli.gates import parse_gates
-    from lpipscli.metrics import REGISTRY
-    from lpipscli.results import groups_for_gates, metric_columns, read_results
-    from lpipscli.summary import per_root_summary, print_group_table
+    from lpipscli.results import metric_columns, metric_of, read_results, table_groups
+    from lpipscli.status import gate_inputs, totals
+    from lpipscli.summary import per_root, print_group_table
 
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
     try:
         check_output_path(summary_json, "--summary-json")
         check_output_path(junit, "--junit")
         table = read_results(results)
-        metrics = metric_columns(table, REGISTRY)
+        metrics = metric_columns(table)
         gates = parse_gates(fail_if or [], metrics)
         for warning in table.warnings:
-            console.print(f"[yellow]lpips: warning:[/] {escape_text(warning)}", highlight=False, soft_wrap=True)
-        groups, failed, keys = groups_for_gates(table, metrics)
-        direction = {m: REGISTRY[m].higher_is_better for m in metrics if m in REGISTRY}
-        per_root = per_root_summary(groups, failed, keys, direction, worst)
+            _warn(console, warning)
+        groups = table_groups(table, metrics)
+        per = per_root(groups, _directions(metrics, metric_of(table)), worst)
+        incomplete = [f"{results}: {table.incomplete_text()}"] if table.complete is False else []
         summary_dict = {"source": str(results), "pairs": len(table.rows), "complete": table.complete,
-                        "per_dist_root": per_root, "provenance": table.provenance}
+                        "expected_pairs": table.expected_rows, "missing_pairs": table.missing_rows,
+                        "incomplete": incomplete, **totals(groups), "per_dist_root": per,
+                        "provenance": table.provenance}
         if not quiet:
-            print_group_table(per_root, console, title=f"lpips summary: {results}")
-        code, _ = finish(summary=summary_dict, gates=gates, groups=groups, failed=failed, keys=keys,
+            print_group_table(per, console, title=f"lpips summary: {results}")
+        values, failed, keys = gate_inputs(groups)
+        code, _ = finish(summary=summary_dict, gates=gates, groups=values, failed=failed, keys=keys,
                          allow_failed=allow_failed, summary_json=summary_json, junit=junit, console=console,
-                         quiet=quiet)
+                         quiet=quiet, incomplete=incomplete, allow_incomplete=allow_incomplete)
     except LpipsCliError as exc:
         raise _fail(str(exc), exc.exit_code) from None
     raise typer.Exit(code)
@@ -457,11 +516,11 @@ def list_metrics(
     from rich.table import Table
 
     table = Table(title="metrics (key = --metric name = output column)", title_justify="left")
-    for col in ("key", "measures", "range", "better", "weights", "min side"):
+    for col in ("key", "measures", "range", "better", "weights", "min side", "cost"):
         table.add_column(col)
     for r in rows:
         table.add_row(r["key"], r["measures"], r["range"], r["better"], "yes" if r["needs_weights"] else "no",
-                      f"{r['min_side']} px")
+                      f"{r['min_side']} px", r["cost"] or "-")
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 

@@ -160,6 +160,8 @@ class RunConfig:
     batch_size: int = 16
     max_batch_pixels: int | None = None
     alpha: str = "drop"
+    #: background of --alpha white/black/composite-both/mask, RGB in [0, 1]
+    alpha_color: tuple[float, float, float] = (1.0, 1.0, 1.0)
     resize: str = "none"
     allow_unmatched: bool = False
     on_error: str = "fail"

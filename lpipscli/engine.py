@@ -29,6 +29,10 @@ from lpipscli.io.pairing import Pair
 from lpipscli.metrics import REGISTRY, resolve_params
 from lpipscli.sources import PlanContext, SourcePlan, open_source
 from lpipscli.sources.base import row_key
+from lpipscli.status import row_status
+
+#: metrics with a masked form for ``--alpha mask`` (see ``metrics/masked.py``)
+MASKED_KEYS = ("psnr", "mse")
 
 #: Pixel budget per batch (references + distorted images): bounds memory and keeps CPU batches in the
 #: size range where batching helps (at 720p one pair at a time is as fast as any batch on a CPU).
@@ -180,17 +184,6 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def status_of(errors: dict[str, str], n_metrics: int, fatal: str | None) -> tuple[str, str]:
-    """``(status, error)`` of a row: ``ok``; ``partial`` (some metrics failed: ``"metric: reason; ..."``);
-    ``failed`` (no metric scored)."""
-    if fatal:
-        return "failed", fatal
-    if not errors:
-        return "ok", ""
-    text = "; ".join(f"{key}: {message}" for key, message in errors.items())
-    return ("failed" if len(errors) >= n_metrics else "partial"), text
-
-
 class Engine:
     """Builds everything once per run (device, metric runners, weights), then scores a source's plan.
 
@@ -235,6 +228,7 @@ class Engine:
             min_sides={key: REGISTRY[key].min_side for key in self.config.metrics},
             batch_size=self.config.batch_size, max_batch_pixels=self.max_batch_pixels,
             max_pixels=self.config.max_pixels, alpha=self.config.alpha, resize=self.config.resize,
+            alpha_color=tuple(self.config.alpha_color),
         )
 
     def plan(self, pairing=None, *, done: set | None = None) -> SourcePlan:
@@ -362,7 +356,7 @@ class Engine:
             row[f"{key}_map"] = ""
         if self.config.resize != "none":
             row["resized_from"] = f"{resized_from[0]}x{resized_from[1]}" if resized_from else ""
-        row["status"], row["error"] = status_of(errors, len(self.config.metrics), fatal)
+        row["status"], row["error"] = row_status(self.config.metrics, errors, fatal)
         return row
 
     def _score(self, batch: dict, map_keys: tuple[str, ...], want_images: bool) -> ScoredBatch:
@@ -393,6 +387,8 @@ class Engine:
                         for e in errors:
                             e[key] = str(exc).replace("\n", " ")
                         continue
+                    if batch.get("masks") is not None and key in MASKED_KEYS:
+                        values = self._masked(key, values, ref, dist, index, batch["masks"])
                     scores[key] = values.double().cpu().tolist()
                     for p, message in oom.items():
                         errors[p][key] = message.removeprefix(f"{key}: ")
@@ -416,6 +412,17 @@ class Engine:
         for key in maps:
             out.maps[key] = [e[2].get(key) for e in ordered]
         return out
+
+    def _masked(self, key, values, ref, dist, index, masks):
+        """``--alpha mask``: the pairs that have a mask get the masked form of ``key`` (psnr, mse)."""
+        from lpipscli.metrics.masked import MASKED_FUNCTIONS
+
+        values = values.double().clone()
+        for p, mask in enumerate(masks):
+            if mask is not None:
+                r = ref[int(index[p])][None].double()
+                values[p] = MASKED_FUNCTIONS[key](r, dist[p][None].double(), mask[None])[0].to(values.device)
+        return values
 
     def failed_rows(self, plan: SourcePlan, maps: tuple[str, ...] = ()) -> list[dict]:
         """Rows of the pairs that failed during planning (decoded never)."""

@@ -28,8 +28,9 @@ Scope: without a prefix a gate is evaluated once per distorted input (``scope ==
 ``all:`` evaluates it once over the rows of all distorted inputs together (``scope == "all"``).
 
 Statistics follow :mod:`lpipscli.stats`: NaN rows (pairs without a value) are left out; ``mean`` and
-``std`` use finite values only; ``min``/``max``/``median``/``pN`` keep infinities; ``hmean`` needs every
-value ``> 0``; ``count`` counts non-NaN rows; ``any``/``all`` test each non-NaN row.
+``std`` use finite values only (when every value is the same infinity, ``mean`` is that infinity and
+``std`` is 0, so a lossless encode passes ``mean(psnr) < 40``); ``min``/``max``/``median``/``pN`` keep
+infinities; ``hmean`` needs every value ``> 0``; ``count`` counts non-NaN rows; ``any``/``all`` test each non-NaN row.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from lpipscli.errors import UsageError
-from lpipscli.stats import _hmean, _percentile_sorted, to_array
+from lpipscli.stats import _hmean, _percentile_sorted, mean_std, to_array
 
 __all__ = [
     "ALL_INPUTS",
@@ -418,12 +419,15 @@ def _stat_value(gate: Gate, arr: np.ndarray) -> tuple[float | int | None, str, s
     if stat in ("mean", "std"):
         finite = present[np.isfinite(present)]
         n_inf = int(present.size - finite.size)
+        mean, std, n_used = mean_std(present)
+        if finite.size == 0 and mean is not None:  # every value the same infinity (stats rule 3)
+            excluded = _exclusions(n_nan, 0)
+            return (mean if stat == "mean" else std), _over(n_used, "", excluded) + f", all {_fmt(mean)}", ""
         excluded = _exclusions(n_nan, n_inf)
         over = _over(finite.size, "finite ", excluded)
-        if finite.size == 0:
+        if mean is None:
             return None, over, "no finite values" + (f" ({excluded})" if excluded else "")
-        value = float(np.mean(finite) if stat == "mean" else np.std(finite))
-        return value, over, ""
+        return (mean if stat == "mean" else std), over, ""
     excluded = _exclusions(n_nan, 0)
     over = _over(present.size, "", excluded)
     if stat == "count":

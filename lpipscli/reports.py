@@ -29,9 +29,11 @@ __all__ = [
     "junit_xml",
 ]
 
-#: Per-pair statuses: "ok"/"passed" (a plain testcase), "failed" (<failure>), "error" (<error>),
-#: "skipped" (<skipped>).
-PAIR_STATUSES = ("ok", "passed", "failed", "error", "skipped")
+#: Per-pair statuses: "ok"/"passed"/"extra_in_new" (a plain testcase), "failed"/"missing_in_new" (<failure>),
+#: "error"/"partial" (<error>: a metric could not score the pair), "skipped" (<skipped>). See lpipscli.status.
+PAIR_STATUSES = ("ok", "passed", "failed", "error", "skipped", "partial", "missing_in_new", "extra_in_new")
+_PAIR_KINDS = {"ok": "", "passed": "", "extra_in_new": "", "failed": "failure", "missing_in_new": "failure",
+               "error": "error", "partial": "error", "skipped": "skipped"}
 
 # XML 1.0 Char production; anything else (control characters, lone surrogates from undecodable file
 # names) cannot appear in a document even escaped, so it is written as a visible Python-style escape.
@@ -127,7 +129,7 @@ def junit_xml(
         gate_cases.append((o.scope, o.gate_text, "" if o.passed else "failure", o.reason, details))
     suites = [_suite(root, suite_name, gate_cases)]
     if per_pair is not None:
-        kinds = {"ok": "", "passed": "", "failed": "failure", "error": "error", "skipped": "skipped"}
+        kinds = _PAIR_KINDS
         pair_cases = []
         for item in per_pair:
             name, status, message = item

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from lpipscli.errors import UsageError
-from lpipscli.stats import summarize
+from lpipscli.status import Group, gate_inputs, group_rows
 
 __all__ = [
     "FIXED_COLUMNS",
@@ -46,6 +46,7 @@ __all__ = [
     "read_results",
     "row_name",
     "summarize_groups",
+    "table_groups",
 ]
 
 #: Columns that hold text.
@@ -84,8 +85,11 @@ class ResultTable:
         provenance: the run's provenance (``Engine.provenance()``), or ``None`` when the file has none.
         path: the file read.
         kinds: ``{column: "str" | "int" | "float"}``.
-        complete: the sidecar's ``complete`` flag (False: the run was interrupted); ``None`` when unknown.
+        complete: whether the run that wrote the file finished (the CSV/JSONL sidecar's ``complete`` flag,
+            the Parquet footer's ``lpipscli_complete``); ``None`` when the file does not say.
         warnings: things a reader should be told (no provenance, incomplete run, unreadable sidecar).
+        run: the run's end record when it wrote one (``pairs`` planned, ``scored``, ``failed``,
+            ``interrupted``, ``first_error``); ``None`` when the writer was killed or the file has none.
     """
 
     columns: list[str]
@@ -95,6 +99,39 @@ class ResultTable:
     kinds: dict[str, str] = field(default_factory=dict)
     complete: bool | None = None
     warnings: list[str] = field(default_factory=list)
+    run: dict | None = None
+
+    @property
+    def expected_rows(self) -> int | None:
+        """How many rows the run planned (its end record's ``pairs``), or ``None`` when not recorded."""
+        pairs = (self.run or {}).get("pairs")
+        return pairs if isinstance(pairs, int) and not isinstance(pairs, bool) else None
+
+    @property
+    def missing_rows(self) -> int | None:
+        """Planned rows that are not in the file (``None`` when the plan is not recorded)."""
+        expected = self.expected_rows
+        return None if expected is None else max(0, expected - len(self.rows))
+
+    def incomplete_text(self) -> str:
+        """Why the run did not finish and how many items are missing, in one line (``""`` when complete)."""
+        if self.complete is not False:
+            return ""
+        run = self.run or {}
+        if run.get("interrupted"):
+            why = "it was interrupted"
+        elif run.get("first_error"):
+            why = f"it stopped at an error ({run['first_error']})"
+        elif self.run is None:
+            why = "its writer was killed or crashed (no end record)"
+        else:
+            why = "it stopped early"
+        missing = self.missing_rows
+        if missing is None:
+            count = f"{len(self.rows)} rows written, the number planned is not recorded"
+        else:
+            count = f"{missing} of {self.expected_rows} planned items missing"
+        return f"the run that wrote it did not finish: {why}; {count}"
 
     def values(self, column: str) -> np.ndarray:
         """The column as a float64 array (NaN where there is no value)."""
@@ -142,43 +179,49 @@ def read_results(path: str | Path, fmt: str | None = None) -> ResultTable:
             file and, where it applies, the line and column).
     """
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path}: is a folder, not a results file (.csv, .parquet or .jsonl)")
     fmt = format_of(path, fmt)
     if not path.exists():
         raise UsageError(f"{path}: no such file")
-    if path.is_dir():
-        raise UsageError(f"{path}: is a folder, not a result file")
     if fmt == "parquet":
         return _read_parquet(path)
-    provenance, complete, warnings = _read_sidecar(path)
+    provenance, complete, warnings, run = _read_sidecar(path)
     metrics = set((provenance or {}).get("metrics") or {}) if isinstance(provenance, dict) else set()
     if fmt == "csv":
         columns, raw, where = _read_csv(path)
     else:
         columns, raw, where = _read_jsonl(path)
     kinds, rows = _type_rows(path, columns, raw, where, metrics)
-    return ResultTable(columns=columns, rows=rows, provenance=provenance, path=str(path), kinds=kinds,
-                       complete=complete, warnings=warnings)
+    table = ResultTable(columns=columns, rows=rows, provenance=provenance, path=str(path), kinds=kinds,
+                        complete=complete, warnings=warnings, run=run)
+    if complete is False:
+        table.warnings.append(f"{path}: {table.incomplete_text()}")
+    return table
 
 
 def _sidecar_path(path: Path) -> Path:
     return path.with_name(path.name + ".meta.json")
 
 
-def _read_sidecar(path: Path) -> tuple[dict | None, bool | None, list[str]]:
+def _read_sidecar(path: Path) -> tuple[dict | None, bool | None, list[str], dict | None]:
     meta_path = _sidecar_path(path)
     if not meta_path.is_file():
-        return None, None, [f"{path}: no provenance ({meta_path.name} not found)"]
+        return None, None, [f"{path}: no provenance ({meta_path.name} not found)"], None
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, None, [f"{meta_path}: unreadable, provenance ignored ({type(exc).__name__}: {exc})"]
+        return None, None, [f"{meta_path}: unreadable, provenance ignored ({type(exc).__name__}: {exc})"], None
     if not isinstance(meta, dict) or not isinstance(meta.get("provenance"), dict):
-        return None, None, [f"{meta_path}: holds no provenance"]
+        return None, None, [f"{meta_path}: holds no provenance"], None
     complete = meta.get("complete")
-    warnings = []
-    if complete is False:
-        warnings.append(f"{path}: the run that wrote it did not finish (complete: false in {meta_path.name})")
-    return meta["provenance"], complete if isinstance(complete, bool) else None, warnings
+    summary = meta.get("summary")
+    run = None
+    if isinstance(summary, dict):
+        from lpipscli.sinks.parquet import RUN_FIELDS
+
+        run = {k: summary[k] for k in RUN_FIELDS if k in summary}
+    return meta["provenance"], complete if isinstance(complete, bool) else None, [], run
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[list[Any]], list[int]]:
@@ -302,7 +345,7 @@ def _read_parquet(path: Path) -> ResultTable:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from lpipscli.sinks.parquet import COMPLETE_KEY, METADATA_KEY
+    from lpipscli.sinks.parquet import COMPLETE_KEY, METADATA_KEY, RUN_KEY
 
     try:
         table = pq.read_table(path)
@@ -312,8 +355,12 @@ def _read_parquet(path: Path) -> ResultTable:
     meta = table.schema.metadata or {}
     provenance, warnings = None, []
     complete = {b"true": True, b"false": False}.get(footer.get(COMPLETE_KEY))
-    if complete is False:
-        warnings.append(f"{path}: the run that wrote it did not finish (interrupted or stopped at an error)")
+    run = None
+    if RUN_KEY in footer:
+        try:
+            run = json.loads(footer[RUN_KEY])
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            run = None
     if METADATA_KEY in meta:
         try:
             provenance = json.loads(meta[METADATA_KEY])
@@ -349,8 +396,11 @@ def _read_parquet(path: Path) -> ResultTable:
             raise UsageError(f"{path}: column {c!r} has type {t}, not a result column type")
         typed[c] = values
     rows = [{c: typed[c][i] for c in columns} for i in range(table.num_rows)]
-    return ResultTable(columns=columns, rows=rows, provenance=provenance, path=str(path), kinds=kinds,
-                       complete=complete, warnings=warnings)
+    result = ResultTable(columns=columns, rows=rows, provenance=provenance, path=str(path), kinds=kinds,
+                         complete=complete, warnings=warnings, run=run if isinstance(run, dict) else None)
+    if complete is False:
+        result.warnings.append(f"{path}: {result.incomplete_text()}")
+    return result
 
 
 def _derived_names(metric: str) -> tuple[str, ...]:
@@ -390,6 +440,41 @@ def row_name(row: Mapping[str, Any]) -> str:
     return f"{name}#{frame}" if frame is not None and frame != "" else str(name)
 
 
+def metric_of(table: ResultTable):
+    """A function mapping a value column to its metric: ``delta_psnr``, ``psnr_base``, ``psnr_new`` -> ``psnr``
+    (for diff files); any other column is its own metric."""
+    prov = table.provenance if isinstance(table.provenance, dict) else {}
+    named = prov.get("metrics") if isinstance(prov.get("metrics"), dict) else {}
+
+    def of(column: str) -> str:
+        for m in named:
+            if column in _derived_names(m):
+                return m
+        return column
+    return of
+
+
+def table_groups(table: ResultTable, columns: Iterable[str]) -> dict[str, Group]:
+    """The rows of ``table`` grouped per ``dist_root`` (:func:`lpipscli.status.group_rows`).
+
+    Raises:
+        UsageError: a column that the table does not have.
+    """
+    columns = list(columns)
+    missing = [m for m in columns if m not in table.columns]
+    if missing:
+        raise UsageError(f"{table.path}: no column {', '.join(map(repr, missing))} "
+                         f"(columns: {', '.join(table.columns)})")
+    diff = isinstance(table.provenance, dict) and table.provenance.get("kind") == "diff"
+    name_of = _diff_row_name if diff else row_name
+    return group_rows(table.rows, columns, metric_of=metric_of(table), name_of=name_of)
+
+
+def _diff_row_name(row: Mapping[str, Any]) -> str:
+    frame = row.get("frame")
+    return f"{row.get('ref', '')}#{frame}" if frame is not None and frame != "" else str(row.get("ref", ""))
+
+
 def groups_for_gates(
     table: ResultTable, metrics: Iterable[str]
 ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, int], dict[str, list[str]]]:
@@ -401,51 +486,23 @@ def groups_for_gates(
 
     Returns:
         ``(groups, failed, keys)``: ``groups = {dist_root: {metric: float64 array}}`` with one value per
-        row (NaN for failed pairs), in order of first appearance; ``failed = {dist_root: rows with status
-        "error"}``; ``keys = {dist_root: [row names]}`` aligned with the arrays (:func:`row_name`).
+        row (NaN for failed pairs), in order of first appearance; ``failed = {dist_root: rows whose status is
+        a failure}`` (:func:`lpipscli.status.is_failure`: ``failed``, ``partial``, ``missing_in_new``, the
+        older ``error``); ``keys = {dist_root: [row names]}`` aligned with the arrays (:func:`row_name`).
 
     Raises:
         UsageError: a metric that is not a column of the table.
     """
-    metrics = list(metrics)
-    missing = [m for m in metrics if m not in table.columns]
-    if missing:
-        raise UsageError(f"{table.path}: no column {', '.join(map(repr, missing))} "
-                         f"(columns: {', '.join(table.columns)})")
-    by_root: dict[str, list[dict]] = {}
-    for row in table.rows:
-        by_root.setdefault(str(row.get("dist_root", "")), []).append(row)
-    groups: dict[str, dict[str, np.ndarray]] = {}
-    failed: dict[str, int] = {}
-    keys: dict[str, list[str]] = {}
-    for root, rows in by_root.items():
-        groups[root] = {
-            m: np.asarray([math.nan if r[m] is None else r[m] for r in rows], dtype=np.float64) for m in metrics
-        }
-        failed[root] = sum(1 for r in rows if r.get("status") in ("error", "failed", "partial"))
-        keys[root] = [row_name(r) for r in rows]
-    return groups, failed, keys
+    return gate_inputs(table_groups(table, metrics))
 
 
 def summarize_groups(
-    groups: Mapping[str, Mapping[str, Any]],
+    groups: Mapping[str, Any],
     failed: Mapping[str, int] | None = None,
     direction: Mapping[str, bool | None] | None = None,
 ) -> dict[str, Any]:
-    """``{dist_root: {"failed": n, "metrics": {column: stats.summarize(...)}}}``, the ``per_dist_root``
-    block of a compare summary, for groups from :func:`groups_for_gates` or ``DiffResult.groups_for_gates``.
+    """The ``per_dist_root`` block of a summary (:func:`lpipscli.summary.per_root`), for
+    ``{dist_root: Group}`` or ``{dist_root: {column: values}}`` with ``failed`` counts."""
+    from lpipscli.summary import per_root_summary
 
-    Args:
-        groups: ``{dist_root: {column: values}}``.
-        failed: failed pairs per dist root.
-        direction: ``{column: higher_is_better}`` recorded in each summary (unknown: ``None``).
-    """
-    failed = failed or {}
-    direction = direction or {}
-    return {
-        root: {
-            "failed": int(failed.get(root, 0)),
-            "metrics": {c: summarize(v, higher_is_better=direction.get(c)) for c, v in cols.items()},
-        }
-        for root, cols in groups.items()
-    }
+    return per_root_summary(groups, failed or {}, {}, direction, 0)

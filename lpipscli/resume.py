@@ -12,14 +12,14 @@ def previous_rows(path: str, fmt: str, settings_hash: str, columns: tuple[str, .
                   settings: dict | None = None) -> list[dict]:
     """Rows already in ``path`` (for Parquet: its journal when a run was killed, else the file).
 
-    The earlier run's settings record must equal this run's (compared with :func:`lpipscli.settings.differences`,
-    which names what changed).
+    The earlier run's settings record must equal this run's (compared with
+    :func:`lpipscli.diff.settings_differences`, which names what changed).
 
     Raises:
         UsageError: writing to stdout, or the existing file was made with other settings or columns.
     """
+    from lpipscli.diff import settings_differences
     from lpipscli.results import read_results
-    from lpipscli.settings import differences
 
     if path == "-":
         raise UsageError("--resume needs an output file (-o FILE), not stdout")
@@ -42,8 +42,8 @@ def previous_rows(path: str, fmt: str, settings_hash: str, columns: tuple[str, .
         raise UsageError(f"--resume: {source} has no provenance (its .meta.json is missing), so it cannot be "
                          "checked against this run's settings; write to a new file")
     if provenance["settings_hash"] != settings_hash:
-        before = provenance.get("settings")
-        changed = differences(before, settings) if before is not None and settings is not None else []
+        changed = settings_differences(provenance, {"settings": settings, "settings_hash": settings_hash},
+                                       labels=("the file", "this run")) if settings is not None else []
         what = ("; ".join(changed[:4]) + (f" (and {len(changed) - 4} more)" if len(changed) > 4 else "")) if changed \
             else f"metrics {', '.join(provenance.get('metrics', {})) or '?'}"
         raise UsageError(

@@ -1,7 +1,8 @@
 """The one settings record: everything that changes a score, built once per run.
 
 It is serialised into every output's provenance (``provenance["settings"]``), hashed into
-``settings_hash``, and compared by ``--resume`` and ``lpips diff`` through :func:`differences`. Nothing
+``settings_hash``, and compared by ``--resume`` and ``lpips diff`` through one function,
+:func:`lpipscli.diff.settings_differences`. Nothing
 that changes a score may live outside it; options that do not (workers, batch sizes, output paths,
 progress) stay out, so that they can change between a run and its resumption.
 """
@@ -24,7 +25,7 @@ DECODE_CONVENTIONS = {
 
 @dataclass(frozen=True)
 class Settings:
-    """What changes a score. Built by :func:`build_settings`; compare with :func:`differences`.
+    """What changes a score. Built by :func:`build_settings`; compared by ``diff.settings_differences``.
 
     Attributes:
         metrics: metric key -> its parameters and fixed conventions, plus ``dtype`` (compute precision).
@@ -78,31 +79,10 @@ def build_settings(config, *, params: Mapping[str, Mapping[str, Any]], weight_re
     return Settings(
         metrics=metrics,
         weights=tuple(sorted({(r["role"], r["sha256"]) for r in weight_records})),
-        decode={"alpha": config.alpha, "resize": config.resize, **DECODE_CONVENTIONS},
+        decode={"alpha": config.alpha, "resize": config.resize, **DECODE_CONVENTIONS,
+                **({"alpha_color": [round(c, 6) for c in config.alpha_color]}
+                   if config.alpha in ("composite-both", "mask") else {})},
         alignment=alignment,
         device=device_type,
         tf32=bool(config.tf32) if device_type == "cuda" else False,
     )
-
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: value}
-
-
-def differences(before: Mapping[str, Any], now: Mapping[str, Any], *, ignore: tuple[str, ...] = ()) -> list[str]:
-    """What differs between two settings records (dict form), one ``"path: before -> now"`` line each.
-
-    ``ignore`` lists top-level sections to leave out (``lpips diff`` reports a device change as a note).
-    """
-    a = {k: v for k, v in _flatten(before).items() if k.split(".", 1)[0] not in ignore}
-    b = {k: v for k, v in _flatten(now).items() if k.split(".", 1)[0] not in ignore}
-    out = []
-    for key in sorted(set(a) | set(b)):
-        if a.get(key, "(absent)") != b.get(key, "(absent)"):
-            out.append(f"{key}: {a.get(key, '(absent)')} -> {b.get(key, '(absent)')}")
-    return out

@@ -9,8 +9,12 @@ Rules (STYLE.md rule 9; the same in :func:`summarize`, :func:`percentile`, :func
 1. ``NaN`` rows are excluded from every statistic and counted (``n_nan``).
 2. ``+inf`` / ``-inf`` are kept in the order statistics: ``min``, ``max``, ``median`` and the percentiles
    are computed over all non-NaN values, so the median of mostly-identical PSNR pairs is ``inf``.
-3. ``mean`` and ``std`` (population, ``ddof=0``) are over the *finite* values only; they are ``None``
-   when there are none, and ``excluded_from_mean`` says how many rows they left out (NaN and infinite).
+3. ``mean`` and ``std`` (population, ``ddof=0``) are over the *finite* values only when there is at
+   least one, and ``excluded_from_mean`` says how many rows they left out (NaN and infinite). When there
+   is no finite value and every non-NaN value is the same infinity (a lossless encode: every PSNR is
+   ``+inf``), ``mean`` is that infinity and ``std`` is ``0`` (all values are equal), so
+   ``mean(psnr) < 40`` passes on identical images. ``+inf`` mixed with ``-inf`` and nothing finite, or no
+   non-NaN value at all, gives ``None``.
 4. ``hmean`` (harmonic mean ``n / sum(1/x)`` over the non-NaN values) is defined only when there is at
    least one non-NaN value and all of them are ``> 0``; ``+inf`` contributes ``1/inf = 0`` (so all-``inf``
    gives ``inf``). Otherwise it is ``None``.
@@ -32,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SUMMARY_PERCENTILES", "percentile", "summarize", "to_array", "worst"]
+__all__ = ["SUMMARY_PERCENTILES", "mean_std", "percentile", "summarize", "to_array", "worst"]
 
 #: The percentiles :func:`summarize` reports, as ``key -> q``.
 SUMMARY_PERCENTILES: dict[str, float] = {"p1": 1.0, "p5": 5.0, "p95": 95.0, "p99": 99.0}
@@ -107,6 +111,27 @@ def percentile(values: Any, q: float) -> float | None:
     return _percentile_sorted(np.sort(arr[~np.isnan(arr)]), q)
 
 
+def mean_std(values: Any) -> tuple[float | None, float | None, int]:
+    """``(mean, std, n_used)`` of 1-D values following rule 3.
+
+    Args:
+        values: 1-D values; NaN (or ``None``) means "no value".
+
+    Returns:
+        ``mean`` and population ``std`` over the finite values and their count when there is one; else,
+        when every non-NaN value is the same infinity, ``(that infinity, 0.0, n)`` with ``n`` the number
+        of those values; else ``(None, None, 0)``.
+    """
+    arr = to_array(values)
+    finite = arr[np.isfinite(arr)]
+    if finite.size:
+        return float(np.mean(finite)), float(np.std(finite)), int(finite.size)
+    present = arr[~np.isnan(arr)]
+    if present.size and bool(np.all(present == present[0])):  # all +inf or all -inf
+        return float(present[0]), 0.0, int(present.size)
+    return None, None, 0
+
+
 def _hmean(v: np.ndarray) -> float | None:
     """Rule 4 on the non-NaN values ``v``."""
     if v.size == 0 or not bool(np.all(v > 0)):
@@ -127,8 +152,10 @@ def summarize(values: Any, *, higher_is_better: bool | None = None) -> dict[str,
         ``None``) with the keys, in this order:
 
         - ``count``: all rows, NaN included; ``n_nan``, ``n_posinf``, ``n_neginf``; ``finite``: finite rows;
-        - ``excluded_from_mean``: rows left out of ``mean``/``std`` (``count - finite``);
-        - ``mean``, ``std`` (population): over finite values, ``None`` when there are none;
+        - ``excluded_from_mean``: rows left out of ``mean``/``std`` (``count - finite``, or ``n_nan``
+          when every value is the same infinity);
+        - ``mean``, ``std`` (population): over finite values (rule 3: all the same infinity gives that
+          infinity and ``0``), ``None`` when undefined;
         - ``min``, ``max``, ``median``, ``p1``, ``p5``, ``p95``, ``p99``: over non-NaN values, infinities
           included, ``None`` when every row is NaN;
         - ``hmean``: harmonic mean, ``None`` unless every non-NaN value is ``> 0``;
@@ -143,15 +170,16 @@ def summarize(values: Any, *, higher_is_better: bool | None = None) -> dict[str,
     neginf = np.isneginf(arr)
     present = np.sort(arr[~nan])
     finite = arr[np.isfinite(arr)]
+    mean, std, n_used = mean_std(arr)
     out: dict[str, Any] = {
         "count": int(arr.size),
         "n_nan": int(nan.sum()),
         "n_posinf": int(posinf.sum()),
         "n_neginf": int(neginf.sum()),
         "finite": int(finite.size),
-        "excluded_from_mean": int(arr.size - finite.size),
-        "mean": float(np.mean(finite)) if finite.size else None,
-        "std": float(np.std(finite)) if finite.size else None,
+        "excluded_from_mean": int(arr.size - n_used),
+        "mean": mean,
+        "std": std,
         "min": float(present[0]) if present.size else None,
         "max": float(present[-1]) if present.size else None,
         "median": _percentile_sorted(present, 50.0),

@@ -87,10 +87,24 @@ def allow_unverified_from_env() -> bool:
 
 
 def checkpoint_dir() -> Path:
-    """torch.hub's checkpoint cache (honours ``$TORCH_HOME`` and ``$XDG_CACHE_HOME``)."""
-    import torch.hub
+    """torch.hub's checkpoint cache (honours ``$TORCH_HOME`` and ``$XDG_CACHE_HOME``).
 
-    return Path(torch.hub.get_dir()) / "checkpoints"
+    When torch is already imported, ``torch.hub.get_dir()`` decides (it also honours ``torch.hub.set_dir``);
+    otherwise the same rule is applied here, so that ``lpips weights`` does not import torch for a path.
+    """
+    import sys
+
+    if "torch" in sys.modules:
+        import torch.hub
+
+        return Path(torch.hub.get_dir()) / "checkpoints"
+    return _hub_dir_from_env() / "checkpoints"
+
+
+def _hub_dir_from_env() -> Path:
+    """torch.hub's default folder (``torch.hub.get_dir()`` when ``set_dir`` was not called), without torch."""
+    cache = os.getenv("XDG_CACHE_HOME", os.path.join("~", ".cache"))
+    return Path(os.path.expanduser(os.getenv("TORCH_HOME", os.path.join(cache, "torch")))) / "hub"
 
 
 def heads_dir(version: str) -> Path:

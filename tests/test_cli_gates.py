@@ -448,16 +448,21 @@ def test_summary_json_statistics_worst_pairs_gates_and_provenance(tmp_path, cli)
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["s.json", "x.csv", "x.csv.meta.json"]
 
 
-def test_summary_json_all_infinite_mean_is_null_and_gate_fails(tmp_path, cli):
+def test_lossless_encode_passes_a_mean_psnr_gate(tmp_path, cli):
+    """Issue 11 point 3: every PSNR is +inf, so mean(psnr) is +inf (numpy's mean of the values) and the gate
+    'mean(psnr) < 40' passes; the opposite gate fails."""
     make_tree(tmp_path, {"out": 6.0}, keys=["k0", "k1"], identical=("k0", "k1"))
     result = cli("compare", tmp_path / "ref", tmp_path / "out", "-m", "psnr", "-o", tmp_path / "x.csv",
-                 "--summary-json", tmp_path / "s.json", "--fail-if", "mean(psnr) < 30")
-    # no finite value: the mean is undefined (null, never 0 or inf) and the gate cannot pass
-    assert result.exit_code == 1
+                 "--summary-json", tmp_path / "s.json", "--fail-if", "mean(psnr) < 40")
+    assert result.exit_code == 0, result.stderr
+    values = np.array(list(csv_values(tmp_path / "x.csv", "psnr").values()))
+    assert np.isposinf(values).all() and np.mean(values) == math.inf
     data = strict_json(tmp_path / "s.json")
     stats = data["per_dist_root"][str(tmp_path / "out")]["metrics"]["psnr"]
-    assert stats["mean"] is None and stats["std"] is None and stats["min"] == "inf"
-    assert data["gates"][0]["observed"] is None and "undefined" in data["gates"][0]["reason"]
+    assert stats["mean"] == "inf" and stats["std"] == 0 and stats["min"] == "inf" and stats["median"] == "inf"
+    assert data["gates"][0]["observed"] == "inf" and data["gates"][0]["passed"] is True
+    result = cli("summary", tmp_path / "x.csv", "--fail-if", "mean(psnr) > 40")
+    assert result.exit_code == 1, result.stderr
 
 
 # --------------------------------------------------------------------------------------------------

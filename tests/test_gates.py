@@ -295,6 +295,9 @@ def numpy_stat(stat, vals):
     if stat == "count":
         return int(np.count_nonzero(~np.isnan(vals)))
     if stat in ("mean", "std"):
+        if finite.size == 0 and present.size and np.all(present == present[0]):
+            # every value the same infinity (lossless): numpy's mean of them; all equal, so no spread
+            return float(np.mean(present)) if stat == "mean" else 0.0
         return None if finite.size == 0 else float(getattr(np, stat)(finite))
     if present.size == 0:
         return None
@@ -415,7 +418,7 @@ def test_each_example_pair_exercises_both_verdicts():
 
 
 def test_undefined_statistics_fail_whatever_the_operator():
-    cases = [("mean", [INF, INF, NAN], "no finite values"), ("std", [NAN], "no finite values"),
+    cases = [("mean", [-INF, INF, NAN], "no finite values"), ("std", [NAN], "no finite values"),
              ("median", [], "no values"), ("p5", [NAN, NAN], "no values"), ("hmean", [0.0, 1.0], "> 0"),
              ("median", [-INF, INF], "between -inf and +inf")]
     for stat, vals, why in cases:
@@ -426,6 +429,17 @@ def test_undefined_statistics_fail_whatever_the_operator():
                 res = evaluate_gate(Gate("each", stat, "psnr", op, threshold), vals)
                 assert res.observed is None and not res.passed, (stat, vals, op)
                 assert "undefined" in res.reason and why in res.reason and "nothing could be checked" in res.reason
+
+
+def test_all_infinite_mean_passes_a_lossless_gate():
+    """Issue 11 point 3: a lossless encode (every PSNR +inf) passes mean(psnr) < 40 and fails mean(psnr) > 40."""
+    vals = [INF, INF, NAN]
+    assert numpy_stat("mean", np.asarray(vals)) == INF
+    res = evaluate_gate(parse_gate("mean(psnr) < 40", KNOWN), vals)
+    assert res.passed and res.observed == INF, res.reason
+    assert not evaluate_gate(parse_gate("mean(psnr) > 40", KNOWN), vals).passed
+    res = evaluate_gate(parse_gate("std(psnr) > 1", KNOWN), vals)
+    assert res.passed and res.observed == 0.0
 
 
 def test_psnr_with_identical_pairs():

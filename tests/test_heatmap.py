@@ -163,6 +163,10 @@ def test_auto_scale_stretches_each_map(tmp_path):
     with Image.open(path) as image:
         assert float(image.text["lo"]) == pytest.approx(lo) and float(image.text["hi"]) == pytest.approx(hi)
         assert image.text["scale"] == "auto"
+        # issue 11 point 7: the text describes this map's own range, not the fixed scale
+        text = image.text["description"]
+        assert "clipped" not in text.replace("nothing is clipped", "") and "[0, 1]" not in text.split(",")[-1]
+        assert "auto" in text and f"[{lo:g}, {hi:g}]" in text and "not comparable" in text
     # SSIM keeps its direction: the highest SSIM of the map is black
     path = _write_one(tmp_path, "ssim", np.array([[0.9, 0.5]]), scale="auto")
     np.testing.assert_array_equal(_read_rgb(path)[0], np.stack([_rgb(0), _rgb(255)]))
@@ -342,20 +346,27 @@ def test_paths_mirror_the_input_tree(tmp_path):
         heatmap_path(maps, "out", "a", "mse", "jpg")
 
 
-def test_equal_root_names_are_disambiguated_in_order(tmp_path):
+def test_equal_root_names_are_disambiguated_by_their_folders(tmp_path, monkeypatch):
+    """Issue 11 point 7: inputs with the same name are told apart by their parent folders, not -2."""
+    monkeypatch.chdir(tmp_path)
     roots = ["x/out", "y/out/", "z/OUT", "out-2", "w/heatmaps.json"]
     names = dist_root_names(roots)
-    assert names == {"x/out": "out", "y/out/": "out-2", "z/OUT": "OUT-3", "out-2": "out-2-2",
-                     "w/heatmaps.json": "heatmaps.json-2"}
-    assert dist_root_names(roots[:2]) == {k: names[k] for k in roots[:2]}  # prefix-stable
-    assert heatmap_path(tmp_path, "y/out/", "a", "ssim", dist_roots=roots) == tmp_path / "out-2" / "a.ssim.png"
+    assert names == {"x/out": "x_out", "y/out/": "y_out", "z/OUT": "z_OUT", "out-2": "out-2",
+                     "w/heatmaps.json": "w_heatmaps.json"}
+    assert dist_root_names(["v1/jpeg_q30", "v2/jpeg_q30", "v1/jpeg_q70"]) == {
+        "v1/jpeg_q30": "v1_jpeg_q30", "v2/jpeg_q30": "v2_jpeg_q30", "v1/jpeg_q70": "jpeg_q70"}
+    # same last two folders: a third one is needed
+    assert dist_root_names(["a/v1/q", "b/v1/q"]) == {"a/v1/q": "a_v1_q", "b/v1/q": "b_v1_q"}
+    assert heatmap_path(tmp_path, "y/out/", "a", "ssim", dist_roots=roots) == tmp_path / "y_out" / "a.ssim.png"
     with HeatmapWriter(tmp_path / "maps", fmt="npy", dist_roots=roots[:2]) as writer:
         second = writer.submit("mse", "y/out/", "a", np.zeros((2, 2)), 0.0)  # arrives first, keeps its name
         first = writer.submit("mse", "x/out", "a", np.ones((2, 2)), 1.0)
-    assert Path(first).parent.name == "out" and Path(second).parent.name == "out-2"
+        late = writer.submit("mse", "q/out", "a", np.ones((2, 2)), 1.0)  # not announced: shortest free name
+    assert Path(first).parent.name == "x_out" and Path(second).parent.name == "y_out"
+    assert Path(late).parent.name == "out"
     assert np.load(first)[0, 0] == 1.0 and np.load(second)[0, 0] == 0.0
     manifest = json.loads((tmp_path / "maps" / "heatmaps.json").read_text(encoding="utf-8"))
-    assert manifest["dist_roots"] == {"x/out": "out", "y/out/": "out-2"}
+    assert manifest["dist_roots"] == {"x/out": "x_out", "y/out/": "y_out", "q/out": "out"}
 
 
 # ---------------------------------------------------------------------------------------------------

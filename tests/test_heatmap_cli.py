@@ -164,7 +164,7 @@ def test_maps_mirror_the_tree_per_root_and_metric_and_fill_the_map_columns(cli, 
     assert manifest["written"] == {m: len(tree) for m in metrics}
 
 
-def test_distorted_roots_with_the_same_name_get_numbered_folders(cli, tmp_path):
+def test_distorted_roots_with_the_same_name_are_told_apart_by_their_parents(cli, tmp_path):
     ref = smooth_image(40, 48, 3, seed=5)
     roots = [tmp_path / "enc_a" / "out", tmp_path / "enc_b" / "out"]
     for folder, image in zip([tmp_path / "ref", *roots], [ref, distort(ref, seed=6), distort(ref, seed=7)],
@@ -176,11 +176,27 @@ def test_distorted_roots_with_the_same_name_get_numbered_folders(cli, tmp_path):
     assert result.exit_code == 0, result.stderr
     with open(out, newline="") as handle:
         paths = {r["dist_root"]: r["psnr_map"] for r in csv.DictReader(handle)}
-    assert paths == {str(roots[0]): str(maps / "out" / "sub" / "x.psnr.png"),
-                     str(roots[1]): str(maps / "out-2" / "sub" / "x.psnr.png")}
-    assert files_under(maps) == {"out/sub/x.psnr.png", "out-2/sub/x.psnr.png", "heatmaps.json"}
+    assert paths == {str(roots[0]): str(maps / "enc_a_out" / "sub" / "x.psnr.png"),
+                     str(roots[1]): str(maps / "enc_b_out" / "sub" / "x.psnr.png")}
+    assert files_under(maps) == {"enc_a_out/sub/x.psnr.png", "enc_b_out/sub/x.psnr.png", "heatmaps.json"}
     assert json.loads((maps / "heatmaps.json").read_text())["dist_roots"] == {
-        str(roots[0]): "out", str(roots[1]): "out-2"}
+        str(roots[0]): "enc_a_out", str(roots[1]): "enc_b_out"}
+
+
+def test_single_file_run_names_the_map_after_the_distorted_file(cli, tmp_path):
+    """Issue 11 point 7: `compare ref.png dist.png --heatmaps maps` writes maps/dist.psnr.png (no folder
+    named like a file); the map holds the squared error of the two images (NumPy)."""
+    ref = smooth_image(40, 48, 3, seed=8)
+    dist = distort(ref, seed=9)
+    Image.fromarray(ref).save(tmp_path / "photo.png")
+    Image.fromarray(dist).save(tmp_path / "photo_q30.png")
+    maps, out = tmp_path / "maps", tmp_path / "res.csv"
+    result = cli(tmp_path / "photo.png", tmp_path / "photo_q30.png", "-m", "psnr", "-o", out, "-q", "--workers",
+                 "0", "--heatmaps", maps, "--heatmap-format", "npy")
+    assert result.exit_code == 0, result.stderr
+    assert files_under(maps) == {"photo_q30.psnr.npy", "heatmaps.json"}
+    expected = ((ref.astype(np.float64) - dist.astype(np.float64)) / 255.0) ** 2
+    np.testing.assert_allclose(np.load(maps / "photo_q30.psnr.npy"), expected.mean(axis=2), atol=1e-6)
 
 
 @pytest.mark.parametrize("other, size", [("ms_ssim", 168), ("lasi", 48)])  # ms_ssim needs 161 px

@@ -346,3 +346,54 @@ def test_compare_writes_the_report_after_the_run(tmp_path, cli):
     assert "<script" not in html.lower() and "src=\"http" not in html  # self-contained: nothing fetched
     refused = cli("compare", tmp_path / "ref", tmp_path / "out", "-m", "psnr", "-o", "-", "--report", page)
     assert refused.exit_code == 2 and "--report" in refused.stderr
+
+
+# --------------------------------------------------------------------------------------------------
+# alpha policies through the whole run (the decoding functions are tested in test_alpha.py)
+
+
+def _rgba_pair(tmp_path: Path) -> tuple[np.ndarray, np.ndarray, Path, Path]:
+    rgb = smooth_image(40, 48, 3, seed=5)
+    alpha = np.full((40, 48), 255, np.uint8)
+    alpha[:, :16] = 0  # a transparent band whose colour an encoder may change freely
+    alpha[:, 16:24] = 128
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "out").mkdir()
+    Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(tmp_path / "ref" / "w.png")
+    dist = distort(rgb, seed=6, sigma=4)
+    dist[:, :16] = 0  # what the encoder left under the transparent band
+    Image.fromarray(dist).save(tmp_path / "out" / "w.png")  # no alpha (like a JPEG)
+    return np.dstack([rgb, alpha]), dist, tmp_path / "ref", tmp_path / "out"
+
+
+def test_alpha_mismatch_is_warned_and_composite_both_treats_both_sides_alike(tmp_path, cli):
+    rgba, dist, ref_dir, out_dir = _rgba_pair(tmp_path)
+    dropped = cli("compare", ref_dir, out_dir, "-m", "psnr", "-o", tmp_path / "d.csv", "-q")
+    assert dropped.exit_code == 0 and "alpha on one side only" in dropped.stderr and "drop" in dropped.stderr
+    result = cli("compare", ref_dir, out_dir, "-m", "psnr,mse", "--alpha", "composite-both", "--alpha-color", "black",
+                 "-o", tmp_path / "c.csv", "-q")
+    assert result.exit_code == 0, result.stderr
+    (row,) = list(csv.DictReader((tmp_path / "c.csv").open()))
+    a = rgba[..., 3:4].astype(np.float64) / 255.0
+    ref_c = rgba[..., :3] / 255.0 * a  # over black
+    dist_c = dist / 255.0 * a  # the distorted side borrows the reference's alpha
+    mse = np.mean((ref_c - dist_c) ** 2)
+    assert abs(float(row["mse"]) - mse) <= 1e-6 * max(mse, 1e-12) + 1e-9
+    assert abs(float(row["psnr"]) - 10 * np.log10(1 / mse)) <= 1e-4
+    prov = json.loads((tmp_path / "c.csv.meta.json").read_text())["provenance"]
+    assert prov["settings"]["decode"]["alpha"] == "composite-both"
+    assert prov["settings"]["decode"]["alpha_color"] == [0.0, 0.0, 0.0]
+
+
+def test_alpha_mask_scores_psnr_over_opaque_pixels_only(tmp_path, cli):
+    rgba, dist, ref_dir, out_dir = _rgba_pair(tmp_path)
+    result = cli("compare", ref_dir, out_dir, "-m", "psnr,ssim", "--alpha", "mask", "-o", tmp_path / "m.csv", "-q")
+    assert result.exit_code == 0, result.stderr
+    (row,) = list(csv.DictReader((tmp_path / "m.csv").open()))
+    keep = rgba[..., 3] == 255  # opaque on both sides (the distorted side has no alpha: opaque)
+    a = rgba[..., 3:4].astype(np.float64) / 255.0
+    ref_c = rgba[..., :3] / 255.0 * a + (1 - a)  # composited over white, as composite-both
+    dist_c = dist / 255.0 * a + (1 - a)
+    mse = np.mean(((ref_c - dist_c) ** 2)[keep])
+    assert abs(float(row["psnr"]) - 10 * np.log10(1 / mse)) <= 1e-4
+    assert math.isfinite(float(row["ssim"]))  # ssim scores the composited images

@@ -122,6 +122,17 @@ def test_junit_per_pair_cases():
         junit_xml([], per_pair=[("x", "weird", "")])
 
 
+def test_junit_per_pair_cases_for_the_row_statuses():
+    """The status vocabulary of lpipscli.status: partial is an <error>, missing_in_new a <failure>,
+    extra_in_new a plain case."""
+    pairs = [("a", "partial", "ms_ssim: too small"), ("b", "missing_in_new", "not in NEW"), ("c", "extra_in_new", "")]
+    root = parse(junit_xml([], per_pair=pairs))
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("3", "1", "1")
+    cases = root.findall("testsuite")[1].findall("testcase")
+    assert cases[0].find("error").get("message") == "ms_ssim: too small"
+    assert cases[1].find("failure").get("message") == "not in NEW" and len(cases[2]) == 0
+
+
 @HYPOTHESIS
 @given(scope=st.text(XML_CHARS, max_size=20), reason=st.text(XML_CHARS, max_size=40), passed=st.booleans())
 def test_junit_escapes_anything_xml_can_hold(scope, reason, passed):

@@ -85,12 +85,63 @@ def test_nothing_to_summarize_gives_none_never_zero():
 
 def test_all_infinite_keeps_infinities():
     s = summarize([INF, INF])
-    assert s["mean"] is None and s["std"] is None  # no finite values
+    assert s["mean"] == INF and s["std"] == 0.0  # every value the same infinity (rule 3)
     assert s["min"] == INF and s["median"] == INF and s["p1"] == INF
     assert s["hmean"] == INF  # n / (0 + 0)
     s = summarize([-INF, 1.0, 2.0])
     assert s["min"] == -INF and s["n_neginf"] == 1 and s["p1"] == -INF
     assert s["hmean"] is None  # not all > 0
+    s = summarize([-INF, INF, NAN])
+    assert s["mean"] is None and s["std"] is None  # opposite infinities: no limit
+
+
+def _expected_order_stat(values: np.ndarray, q: float) -> float:
+    """numpy's type 7 percentile when no infinity is involved; with infinities, 'lower' and 'higher'
+    neighbours from numpy: equal neighbours give that value, a finite/infinite pair gives the infinity."""
+    lo = float(np.percentile(values, q, method="lower"))
+    hi = float(np.percentile(values, q, method="higher"))
+    if lo == hi:
+        return lo
+    if math.isinf(lo) or math.isinf(hi):
+        return lo if math.isinf(lo) else hi
+    return float(np.percentile(values, q))
+
+
+@pytest.mark.parametrize("case", ["all_finite", "mixed", "all_posinf", "all_neginf"])
+def test_every_statistic_with_finite_mixed_and_infinite_inputs(case):
+    """Issue 11 point 3: each statistic against numpy on all-finite, mixed and all-infinite values."""
+    rng = np.random.default_rng(7)
+    finite = rng.uniform(20.0, 50.0, size=9)
+    values = {
+        "all_finite": finite,
+        "mixed": np.concatenate([finite, [INF, INF, INF]]),
+        "all_posinf": np.full(5, INF),
+        "all_neginf": np.full(4, -INF),
+    }[case]
+    with_nan = np.concatenate([values, [NAN, NAN]])
+    s = summarize(with_nan)
+    fin = values[np.isfinite(values)]
+    if case in ("all_finite", "mixed"):  # documented rule: mean and std over the finite values only
+        close(s["mean"], np.mean(fin), "mean")
+        close(s["std"], np.std(fin), "std")
+        assert s["excluded_from_mean"] == 2 + int(np.isinf(values).sum())
+    else:  # every value the same infinity: numpy's own mean of it, spread 0
+        assert s["mean"] == float(np.mean(values)) == values[0]
+        assert s["std"] == 0.0
+        assert s["excluded_from_mean"] == 2
+    assert s["min"] == float(np.min(values)) and s["max"] == float(np.max(values))
+    for key, q in {"median": 50.0, **SUMMARY_PERCENTILES}.items():
+        expected = _expected_order_stat(values, q)
+        if math.isinf(expected):
+            assert s[key] == expected, key
+        else:
+            close(s[key], expected, "percentile")
+    if case != "all_neginf":
+        with np.errstate(divide="ignore"):
+            expected_h = float(values.size / np.sum(1.0 / values))  # 1/inf = 0 in numpy too
+        assert s["hmean"] == pytest.approx(expected_h, rel=TOLERANCES["hmean"][1])
+    else:
+        assert s["hmean"] is None
 
 
 def test_opposite_infinities_do_not_interpolate():

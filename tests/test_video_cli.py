@@ -441,7 +441,7 @@ def test_heatmap_every_writes_maps_for_every_nth_frame(clips, cli, tmp_path):
     header, rows = run_ok(clips.ref, clips.d1, "-m", "psnr,ssim", "--heatmaps", maps, "--heatmap-every", "5")
     assert header[-4:] == ["psnr_map", "ssim_map"] + TAIL
     want = [i for i in range(N) if i % 5 == 0]
-    folder = maps / clips.d1.name
+    folder = maps / clips.d1.stem
     written = sorted(p.name for p in folder.iterdir())
     assert written == sorted(f"frame_{i:06d}.{m}.png" for i in want for m in ("psnr", "ssim"))
     for r in rows:
@@ -457,7 +457,7 @@ def test_heatmap_every_counts_scored_frames(clips, cli, tmp_path):
     scored = [int(r["frame"]) for r in rows]
     assert scored == selected(1, 2, None)
     want = scored[::2]  # every 2nd scored frame: 1, 5, 9
-    folder = maps / clips.d1.name
+    folder = maps / clips.d1.stem
     assert folder.is_dir() and sorted(p.name for p in folder.iterdir()) == [f"frame_{i:06d}.psnr.png" for i in want]
 
 
@@ -484,7 +484,7 @@ def test_heatmap_video_has_one_frame_per_scored_frame(clips, cli, tmp_path, suff
         from PIL import Image
 
         for frame, index in zip(frames, scored_first, strict=True):
-            with Image.open(maps / clips.d1.name / f"frame_{index:06d}.psnr.png") as image:
+            with Image.open(maps / clips.d1.stem / f"frame_{index:06d}.psnr.png") as image:
                 assert np.array_equal(frame, np.asarray(image.convert("RGB")))
 
 

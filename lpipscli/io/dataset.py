@@ -18,7 +18,17 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, IterableDataset
 
 from lpipscli.errors import DecodeError, LpipsCliError
-from lpipscli.io.decoding import DEFAULT_MAX_PIXELS, decode_image, probe_image, to_float
+from lpipscli.io.decoding import (
+    DEFAULT_MAX_PIXELS,
+    PAIR_ALPHA_POLICIES,
+    alpha_mismatch_warning,
+    decode_image,
+    decode_with_alpha,
+    pair_arrays,
+    probe_image,
+    reference_array,
+    to_float,
+)
 from lpipscli.io.pairing import Pair, RefGroup
 
 
@@ -50,6 +60,7 @@ class WorkPlan:
     chunks: list[Chunk]
     failed: list[tuple[Pair, int, int, str]] = field(default_factory=list)  # pair, width, height, message
     metric_problems: dict[str, tuple[int, str]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def n_pairs(self) -> int:
@@ -71,6 +82,8 @@ def plan_work(
     batch_size: int,
     max_batch_pixels: int,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    alpha: str = "drop",
+    alpha_color: tuple[float, float, float] = (1.0, 1.0, 1.0),
 ) -> WorkPlan:
     """Probe headers, check sizes, and group pairs into batches of equal image shape.
 
@@ -82,6 +95,8 @@ def plan_work(
         max_batch_pixels: most pixels (references plus distorted images) per batch; a single pair
             above it still runs, alone.
         max_pixels: decompression-bomb limit per image (None disables it).
+        alpha, alpha_color: the alpha policy; pairs whose sides disagree on alpha get one warning per kind,
+            naming the policy applied and how many pairs it concerns.
 
     Returns:
         The plan; pairs that no metric can score are in ``failed`` with a one-line message; pairs too
@@ -90,6 +105,7 @@ def plan_work(
     chunks: list[Chunk] = []
     failed: list[tuple[Pair, int, int, str]] = []
     problems: dict[str, tuple[int, str]] = {}
+    mismatches: dict[str, tuple[int, str]] = {}
     for group in groups:
         try:
             ref_info = probe_image(group.ref_path, max_pixels=max_pixels)
@@ -120,6 +136,10 @@ def plan_work(
                     continue
                 resize_from = (info.width, info.height)
             channels = max(channels, info.channels)
+            note = alpha_mismatch_warning(ref_info.has_alpha, info.has_alpha, alpha, alpha_color)
+            if note:
+                count, first = mismatches.get(note, (0, f"{pair.ref_path} vs {pair.dist_path}"))
+                mismatches[note] = (count + 1, first)
             ok.append((pair, resize_from))
         if not ok:
             continue
@@ -135,7 +155,9 @@ def plan_work(
                 ref_path=str(group.ref_path), pairs=tuple(p for p, _ in part), height=height, width=width,
                 channels=channels, resize_from=tuple(r for _, r in part),
             ))
-    return WorkPlan(chunks=chunks, failed=failed, metric_problems=problems)
+    warnings = [f"{count} pair(s) with alpha on one side only (first: {first}): {note}"
+                for note, (count, first) in mismatches.items()]
+    return WorkPlan(chunks=chunks, failed=failed, metric_problems=problems, warnings=warnings)
 
 
 class Batcher:
@@ -223,9 +245,11 @@ class PairDataset(Dataset):
     become per-pair error messages, never exceptions, so one corrupt file cannot take the batch down.
     """
 
-    def __init__(self, chunks: list[Chunk], *, alpha: str = "drop", max_pixels: int | None = DEFAULT_MAX_PIXELS):
+    def __init__(self, chunks: list[Chunk], *, alpha: str = "drop", max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 alpha_color: tuple[float, float, float] = (1.0, 1.0, 1.0)):
         self.chunks = chunks
         self.alpha = alpha
+        self.alpha_color = alpha_color
         self.max_pixels = max_pixels
 
     def __len__(self) -> int:
@@ -237,9 +261,48 @@ class PairDataset(Dataset):
             array = array[:, :, None]
         return _to_tensor(array, chunk.channels)
 
+    def _tensor(self, array: np.ndarray, chunk: Chunk) -> torch.Tensor:
+        return _to_tensor(array if array.ndim == 3 else array[:, :, None], chunk.channels)
+
+    def _pair_item(self, chunk: Chunk, item: dict) -> dict:
+        """``--alpha composite-both|mask``: both sides treated alike (the reference's array never depends on a
+        distorted image, so it is made once); ``mask`` adds each pair's mask of pixels opaque on both sides."""
+        item["masks"] = [None] * len(chunk.pairs)
+        try:
+            ref_img = decode_with_alpha(chunk.ref_path, max_pixels=self.max_pixels)
+            ref = self._tensor(reference_array(ref_img, self.alpha, self.alpha_color, ref_path=chunk.ref_path), chunk)
+            if tuple(ref.shape) != chunk.shape:
+                raise DecodeError(chunk.ref_path, f"decoded to {tuple(ref.shape)}, header said {chunk.shape}")
+        except LpipsCliError as exc:
+            item["errors"] = [str(exc)] * len(chunk.pairs)
+            return item
+        item["ref"] = ref
+        for k, (pair, resize_from) in enumerate(zip(chunk.pairs, chunk.resize_from, strict=True)):
+            try:
+                dist_img = decode_with_alpha(pair.dist_path, max_pixels=self.max_pixels)
+                try:
+                    _, array, mask = pair_arrays(ref_img, dist_img, self.alpha, self.alpha_color,
+                                                 ref_path=str(chunk.ref_path), dist_path=str(pair.dist_path))
+                except ValueError as exc:  # a borrowed alpha or a mask across two sizes (--resize)
+                    raise DecodeError(pair.dist_path, f"--alpha {self.alpha}: {exc}; --alpha drop or "
+                                                      "same-size images score it") from None
+                dist = self._tensor(array, chunk)
+                if resize_from is not None:
+                    dist = _resize(dist, chunk.height, chunk.width)
+                if tuple(dist.shape) != chunk.shape:
+                    raise DecodeError(pair.dist_path, f"decoded to {tuple(dist.shape)}, expected {chunk.shape}")
+                item["dists"][k] = dist
+                if self.alpha == "mask" and mask is not None:
+                    item["masks"][k] = torch.from_numpy(np.ascontiguousarray(mask))
+            except LpipsCliError as exc:
+                item["errors"][k] = str(exc)
+        return item
+
     def __getitem__(self, index: int) -> dict:
         chunk = self.chunks[index]
         item = {"chunk": chunk, "ref": None, "dists": [None] * len(chunk.pairs), "errors": [None] * len(chunk.pairs)}
+        if self.alpha in PAIR_ALPHA_POLICIES:
+            return self._pair_item(chunk, item)
         try:
             ref = self._decode(chunk.ref_path, chunk)
             if tuple(ref.shape) != chunk.shape:
@@ -268,7 +331,7 @@ def collate(items: list[dict]) -> dict:
     ``(item, pair_index, message)``; ``scored`` lists ``(item, pair_index)`` in the order of the
     ``dist`` rows.
     """
-    refs, dists, ref_index, scored, failed = [], [], [], [], []
+    refs, dists, ref_index, scored, failed, masks = [], [], [], [], [], []
     for i, item in enumerate(items):
         if item["ref"] is not None and any(d is not None for d in item["dists"]):
             refs.append(item["ref"])
@@ -279,8 +342,10 @@ def collate(items: list[dict]) -> dict:
                 dists.append(dist)
                 ref_index.append(len(refs) - 1)
                 scored.append((i, k))
+                masks.append((item.get("masks") or [None] * len(item["dists"]))[k])
     batch = {"chunks": [item["chunk"] for item in items], "scored": scored, "failed": failed, "ref": None,
-             "dist": None, "ref_index": None, "identity": False}
+             "dist": None, "ref_index": None, "identity": False,
+             "masks": masks if any(m is not None for m in masks) else None}
     if dists:
         tensors = refs + dists
         if len({t.dtype for t in tensors}) > 1:  # mixed bit depths: exact float64 in [0, 1]

@@ -19,7 +19,9 @@ Decisions (documented here because they change results):
   stored (as the official LPIPS loader does); ``"white"``/``"black"`` composite
   ``rgb * a + bg * (1 - a)`` in float32 and return float32 in ``[0, 1]``; ``"error"`` raises only
   when some alpha value is below the maximum (a fully opaque alpha channel cannot change any result,
-  so it is dropped silently).
+  so it is dropped silently). ``"composite-both"`` and ``"mask"`` are decided per pair
+  (:func:`pair_arrays`): both sides are composited over one colour, a distorted side without alpha with
+  the reference's alpha; ``mask`` also gives the opaque pixels to the metrics that take a mask.
 - **Orientation.** The EXIF orientation (all 8 values; JPEG, WebP, TIFF, and the PNG ``eXIf`` chunk
   wherever it is) is applied once, by this module, on both code paths. The orientation is removed
   from the bytes handed to the decoders first, because OpenCV (TIFF) and Pillow (TIFF) apply it
@@ -55,11 +57,22 @@ from PIL import BmpImagePlugin, Image, ImageFile, JpegImagePlugin, PngImagePlugi
 from lpipscli.errors import DecodeError
 
 __all__ = [
+    "ALPHA_COLORS",
     "ALPHA_POLICIES",
     "DEFAULT_MAX_PIXELS",
+    "MASKABLE_METRICS",
+    "PAIR_ALPHA_POLICIES",
     "SUPPORTED_EXTENSIONS",
+    "DecodedImage",
     "ImageInfo",
+    "alpha_mismatch_warning",
+    "composite",
     "decode_image",
+    "decode_with_alpha",
+    "opaque_mask",
+    "pair_arrays",
+    "parse_alpha_color",
+    "reference_array",
     "has_supported_extension",
     "probe_image",
     "to_float",
@@ -71,7 +84,16 @@ SUPPORTED_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp
 DEFAULT_MAX_PIXELS = 16384 * 16384
 """Default decompression-bomb limit: 268,435,456 pixels (a 16384 x 16384 image)."""
 
-ALPHA_POLICIES = ("drop", "white", "black", "error")
+ALPHA_POLICIES = ("drop", "white", "black", "error", "composite-both", "mask")
+"""``--alpha`` choices. ``composite-both`` and ``mask`` treat a pair's two sides alike (see
+:func:`pair_arrays`); decoded one file at a time they composite the file over the ``--alpha-color``."""
+
+#: Policies decided per pair: a distorted side without alpha borrows the reference's alpha.
+PAIR_ALPHA_POLICIES = ("composite-both", "mask")
+#: Metrics that can score the opaque pixels only (``--alpha mask``); the others see ``composite-both`` arrays.
+MASKABLE_METRICS = ("psnr", "mse")
+#: Named ``--alpha-color`` values (sRGB, 0..255).
+ALPHA_COLORS = {"white": (255, 255, 255), "black": (0, 0, 0), "gray": (128, 128, 128), "grey": (128, 128, 128)}
 
 _ORIENTATION_TAG = 0x0112
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -168,22 +190,25 @@ def probe_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX
 
 
 def decode_image(
-    path: str | os.PathLike, *, alpha: str = "drop", max_pixels: int | None = DEFAULT_MAX_PIXELS
+    path: str | os.PathLike, *, alpha: str = "drop", max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    alpha_color: tuple[float, float, float] = (1.0, 1.0, 1.0),
 ) -> np.ndarray:
     """Decode an image file at full precision, EXIF orientation applied.
 
     Args:
         path: the image file (any name, including spaces and non-ASCII characters).
         alpha: what to do with an alpha channel: ``"drop"`` (keep the colour values),
-            ``"white"`` / ``"black"`` (composite over that background in float32), or ``"error"``
-            (raise when some pixel is not fully opaque).
+            ``"white"`` / ``"black"`` (composite over that background in float32), ``"error"``
+            (raise when some pixel is not fully opaque), ``"composite-both"`` / ``"mask"`` (composite
+            over ``alpha_color``; the pair-level rules are :func:`pair_arrays`'s).
         max_pixels: decompression-bomb limit on ``width * height``, checked from the header before
             decoding; ``None`` disables it.
+        alpha_color: the background of ``composite-both`` and ``mask``, RGB in ``[0, 1]``.
 
     Returns:
         ``(H, W, C)`` array, C = 1 (gray) or 3 (RGB), C-contiguous: ``uint8`` for files of up to
         8 bits per sample, ``uint16`` for 16-bit files, ``float32`` in ``[0, 1]`` when alpha
-        compositing ran (``"white"``/``"black"`` on a file with an alpha channel).
+        compositing ran (a compositing policy on a file with an alpha channel).
 
     Raises:
         DecodeError: everything :func:`probe_image` raises, plus truncated or corrupt pixel data and
@@ -192,6 +217,36 @@ def decode_image(
     """
     if alpha not in ALPHA_POLICIES:
         raise ValueError(f"alpha must be one of {', '.join(ALPHA_POLICIES)}, got {alpha!r}")
+    image = decode_with_alpha(path, max_pixels=max_pixels)
+    if alpha in PAIR_ALPHA_POLICIES:
+        return image.color if image.alpha is None else composite(image.color, image.alpha, alpha_color)
+    return np.ascontiguousarray(_apply_alpha(path, image.color, image.alpha, alpha))
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """A decoded image with its alpha channel kept apart (EXIF orientation applied to both).
+
+    Attributes:
+        color: ``(H, W, C)`` samples, C = 1 or 3, ``uint8`` or ``uint16``.
+        alpha: ``(H, W)`` alpha of the same dtype, or ``None`` when the file has none.
+    """
+
+    color: np.ndarray
+    alpha: np.ndarray | None
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.alpha is not None
+
+
+def decode_with_alpha(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """Decode an image file (as :func:`decode_image` does) keeping its alpha channel apart, for the pair-level
+    alpha policies (:func:`pair_arrays`).
+
+    Raises:
+        DecodeError: as :func:`decode_image`.
+    """
     try:
         with open(path, "rb") as fp:
             data = fp.read()
@@ -219,8 +274,168 @@ def decode_image(
             f"decoded to {color.shape[1]}x{color.shape[0]}x{color.shape[2]}, "
             f"the header says {width}x{height}x{header.info.channels}"
         ))
-    array = _apply_alpha(path, color, alpha_channel, alpha)
-    return np.ascontiguousarray(_orient(array, header.orientation))
+    color = np.ascontiguousarray(_orient(color, header.orientation))
+    if alpha_channel is not None:
+        alpha_channel = np.ascontiguousarray(_orient(alpha_channel[:, :, None], header.orientation)[:, :, 0])
+    return DecodedImage(color, alpha_channel)
+
+
+def parse_alpha_color(text: str) -> tuple[float, float, float]:
+    """``--alpha-color``: ``white``, ``black``, ``gray``, ``#rrggbb`` or ``R,G,B`` (0..255) -> RGB in ``[0, 1]``.
+
+    Raises:
+        UsageError: anything else.
+    """
+    from lpipscli.errors import UsageError
+
+    raw = str(text).strip().lower()
+    rgb: tuple[int, ...] | None = ALPHA_COLORS.get(raw)
+    try:
+        if rgb is None and raw.startswith("#") and len(raw) == 7:
+            rgb = tuple(int(raw[i:i + 2], 16) for i in (1, 3, 5))
+        elif rgb is None and raw.count(",") == 2:
+            rgb = tuple(int(v) for v in raw.split(","))
+    except ValueError:
+        rgb = None
+    if rgb is None or len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+        raise UsageError(f"--alpha-color {text!r}: use white, black, gray, #rrggbb or R,G,B with values 0..255")
+    return tuple(v / 255.0 for v in rgb)  # type: ignore[return-value]
+
+
+def composite(color: np.ndarray, alpha: np.ndarray, background: tuple[float, float, float]) -> np.ndarray:
+    """``color * a + background * (1 - a)`` in float32, clipped to ``[0, 1]`` (``a`` = alpha scaled by its dtype).
+
+    Args:
+        color: ``(H, W, C)`` uint8/uint16 (or float32 in ``[0, 1]``), C = 1 or 3.
+        alpha: ``(H, W)`` of the same size, uint8/uint16 (or float32).
+        background: RGB in ``[0, 1]``; a gray image (C = 1) gets its BT.601 luma
+            ``0.299 R + 0.587 G + 0.114 B``.
+
+    Raises:
+        ValueError: ``color`` and ``alpha`` differ in size.
+    """
+    if alpha.shape != color.shape[:2]:
+        raise ValueError(f"alpha is {alpha.shape[1]}x{alpha.shape[0]}, the image {color.shape[1]}x{color.shape[0]}")
+    if color.shape[2] == 1:
+        bg = np.float32(0.299 * background[0] + 0.587 * background[1] + 0.114 * background[2])
+    else:
+        bg = np.asarray(background, dtype=np.float32)
+    a = to_float(alpha)[:, :, None]
+    out = to_float(color) * a + bg * (np.float32(1.0) - a)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def opaque_mask(ref_alpha: np.ndarray | None, dist_alpha: np.ndarray | None) -> np.ndarray | None:
+    """Pixels opaque on both sides (alpha at its dtype's maximum), ``(H, W)`` bool; ``None`` when neither side
+    has alpha (every pixel counts). A side without alpha is opaque everywhere."""
+    masks = [a == np.iinfo(a.dtype).max if a.dtype.kind in "ui" else a >= 1.0
+             for a in (ref_alpha, dist_alpha) if a is not None]
+    if not masks:
+        return None
+    if len(masks) == 2 and masks[0].shape != masks[1].shape:
+        raise ValueError(f"alpha sizes differ: {masks[0].shape} and {masks[1].shape}")
+    return masks[0] & masks[1] if len(masks) == 2 else masks[0]
+
+
+def pair_arrays(
+    ref: DecodedImage, dist: DecodedImage, policy: str,
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0), *, ref_path: str = "", dist_path: str = "",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The arrays a pair is scored on under an ``--alpha`` policy, and the mask of ``--alpha mask``.
+
+    Rules:
+
+    - ``drop``, ``white``, ``black``, ``error``: each side on its own, as :func:`decode_image` does (a side
+      without alpha is scored as stored, so a pair whose sides disagree on alpha is treated unevenly:
+      :func:`alpha_mismatch_warning` says so).
+    - ``composite-both``: both sides composited over ``background``: each side with its own alpha; a
+      distorted side without alpha (an encoder dropped it, e.g. JPEG) with the reference's alpha. A reference
+      without alpha is opaque: nothing is borrowed from the distorted side (so the reference's array never
+      depends on the distorted image, and its features can be shared by all its distorted versions).
+    - ``mask``: the ``composite-both`` arrays, plus the mask of pixels opaque on both sides (a side without
+      alpha counts as opaque) for the metrics that take one (:data:`MASKABLE_METRICS`: ``psnr``, ``mse``
+      average over those pixels only; every other metric scores the composited arrays).
+
+    Args:
+        ref, dist: from :func:`decode_with_alpha`; for a borrowed alpha both must have the same size
+            (resample the distorted colour to the reference's size first).
+        policy: one of :data:`ALPHA_POLICIES`.
+        background: RGB in ``[0, 1]`` (``--alpha-color``) for ``composite-both`` and ``mask``.
+        ref_path, dist_path: for messages.
+
+    Returns:
+        ``(ref_array, dist_array, mask)``: ``(H, W, C)`` arrays (uint8/uint16 as stored, or float32 in
+        ``[0, 1]`` where compositing ran) and the ``(H, W)`` bool mask for ``mask`` (``None`` otherwise, or
+        when neither side has alpha).
+
+    Raises:
+        DecodeError: ``error`` and a side with transparent pixels.
+        ValueError: an unknown policy, or a borrowed alpha of another size.
+    """
+    if policy not in ALPHA_POLICIES:
+        raise ValueError(f"alpha must be one of {', '.join(ALPHA_POLICIES)}, got {policy!r}")
+    if policy not in PAIR_ALPHA_POLICIES:
+        return (np.ascontiguousarray(_apply_alpha(ref_path, ref.color, ref.alpha, policy)),
+                np.ascontiguousarray(_apply_alpha(dist_path, dist.color, dist.alpha, policy)), None)
+    ref_array = reference_array(ref, policy, background, ref_path=ref_path)
+    dist_alpha = dist.alpha if dist.alpha is not None else ref.alpha
+    if dist_alpha is not None and dist_alpha.shape != dist.color.shape[:2]:
+        raise ValueError(f"{dist_path}: is {dist.color.shape[1]}x{dist.color.shape[0]}, the reference's alpha "
+                         f"{dist_alpha.shape[1]}x{dist_alpha.shape[0]}: resample it to the reference's size first")
+    dist_array = dist.color if dist_alpha is None else composite(dist.color, dist_alpha, background)
+    mask = opaque_mask(ref.alpha, dist.alpha) if policy == "mask" else None
+    return ref_array, dist_array, mask
+
+
+def reference_array(ref: DecodedImage, policy: str, background: tuple[float, float, float] = (1.0, 1.0, 1.0), *,
+                    ref_path: str = "") -> np.ndarray:
+    """The reference's array under ``policy`` (what :func:`pair_arrays` returns for it): it never depends on the
+    distorted side, so a chunk decodes and converts its reference once for all its distorted images."""
+    if policy not in ALPHA_POLICIES:
+        raise ValueError(f"alpha must be one of {', '.join(ALPHA_POLICIES)}, got {policy!r}")
+    if policy in PAIR_ALPHA_POLICIES:
+        return ref.color if ref.alpha is None else composite(ref.color, ref.alpha, background)
+    return np.ascontiguousarray(_apply_alpha(ref_path, ref.color, ref.alpha, policy))
+
+
+def _color_name(background: tuple[float, float, float]) -> str:
+    rgb = tuple(round(v * 255) for v in background)
+    for name, value in ALPHA_COLORS.items():
+        if value == rgb:
+            return name
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+def alpha_mismatch_warning(ref_has_alpha: bool, dist_has_alpha: bool, policy: str,
+                           background: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> str | None:
+    """One line for a pair whose sides disagree on alpha (one has an alpha channel, the other none), naming
+    the policy applied and what it does to this pair; ``None`` when both sides agree.
+
+    The engine calls it once per pair (or once per run with a count); the caller prefixes the pair's names.
+    """
+    if bool(ref_has_alpha) == bool(dist_has_alpha):
+        return None
+    which = ("the reference has an alpha channel and the distorted image has none" if ref_has_alpha
+             else "the distorted image has an alpha channel and the reference has none")
+    colour = _color_name(background)
+    if policy == "drop":
+        what = ("--alpha drop: both are scored on their stored colours, transparency ignored (colours under "
+                "transparent pixels count); --alpha composite-both or mask treat both sides alike")
+    elif policy in ("white", "black"):
+        side = "reference" if ref_has_alpha else "distorted image"
+        what = (f"--alpha {policy}: only the {side} is composited over {policy}, the other side is scored as "
+                f"stored; --alpha composite-both or mask treat both sides alike")
+    elif policy == "error":
+        what = "--alpha error: allowed because the alpha channel is fully opaque"
+    elif policy == "composite-both":
+        what = (f"--alpha composite-both: the distorted image is composited over {colour} with the reference's "
+                f"alpha" if ref_has_alpha else f"--alpha composite-both: the distorted image is composited over "
+                f"{colour} with its own alpha (the reference is opaque)")
+    else:
+        what = (f"--alpha mask: {', '.join(MASKABLE_METRICS)} score the pixels opaque on both sides only; "
+                f"other metrics see both sides composited over {colour}"
+                + (" with the reference's alpha" if ref_has_alpha else ""))
+    return f"{which}; {what}"
 
 
 def to_float(array: np.ndarray) -> np.ndarray:
@@ -623,7 +838,7 @@ def _apply_alpha(path, color: np.ndarray, alpha: np.ndarray | None, policy: str)
         if alpha.min() < np.iinfo(alpha.dtype).max:
             raise DecodeError(path, (
                 "has an alpha channel with transparent pixels; choose how to treat it with --alpha drop "
-                "(ignore alpha), white or black (composite over that background)"
+                "(ignore alpha), white or black (composite over that background), composite-both or mask"
             ))
         return color
     background = np.float32(1.0 if policy == "white" else 0.0)

@@ -27,6 +27,8 @@ def format_for(path: str, fmt: str | None) -> str:
         return fmt
     if path == "-":
         return "csv"
+    if Path(path).is_dir():
+        raise OutputError(f"-o {path}: is a folder; give a file name in it, e.g. -o {Path(path) / 'results.csv'}")
     suffix = Path(path).suffix.lower().lstrip(".")
     if suffix in FORMATS:
         return suffix

@@ -37,9 +37,12 @@ grayscale, the same bright = worse fraction ``t`` in ``[0, 1]`` quantised as ``r
 
 Paths mirror the input tree: ``maps_root/<dist root name>/<key>.<metric>.<png|npy>`` where the dist
 root name is the last path component of the distorted input (``.`` and ``..`` resolved; characters
-that Windows forbids replaced by ``_``); two inputs with the same name (case-insensitively) get
-``name``, ``name-2``, ``name-3`` ... in the order the inputs are given. ``maps_root/heatmaps.json``
-records the settings, the scales, the folder of each distorted input and (worst-K mode) the maps written.
+that Windows forbids replaced by ``_``; a video file without its extension); inputs with the same name
+(case-insensitively) are named by as many trailing folder names as it takes to tell them apart, joined
+by ``_`` (``v1/jpeg_q30``, ``v2/jpeg_q30`` -> ``v1_jpeg_q30``, ``v2_jpeg_q30``). A single image file given
+as the distorted input gets no folder: ``maps_root/<its name without extension>.<metric>.<png|npy>``.
+``maps_root/heatmaps.json`` records the settings, the scales, the folder of each distorted input and
+(worst-K mode) the maps written.
 """
 
 from __future__ import annotations
@@ -351,34 +354,90 @@ def root_folder_name(dist_root: str | os.PathLike) -> str:
     return name or "dist"
 
 
+def _is_image_file(dist_root: str) -> bool:
+    """A distorted input that is one image file (a single-file run): its map is named after the file."""
+    from lpipscli.io.decoding import SUPPORTED_EXTENSIONS
+
+    return os.path.isfile(dist_root) and Path(dist_root).suffix.lower() in SUPPORTED_EXTENSIONS
+
+
+def _components(dist_root: str) -> list[str]:
+    """The path components of a distorted input, outermost first (absolute, ``.``/``..`` resolved; a file
+    input ends with its name without extension), each made safe as :func:`root_folder_name` does."""
+    path = Path(os.path.abspath(os.fspath(dist_root)))
+    parts = [p for p in path.parts if p not in ("/", "\\") and not p.endswith((":\\", ":/"))]
+    if parts and os.path.isfile(path):
+        parts[-1] = Path(parts[-1]).stem or parts[-1]
+    return [root_folder_name(p) for p in parts] or ["dist"]
+
+
 class _RootNames:
-    """Folder names of distorted inputs, assigned in order; ``name``, ``name-2``, ... on collisions."""
+    """Folder names of distorted inputs.
+
+    Each input is named by its last path component (a file input: its name without extension). Inputs whose
+    names collide (case-insensitively, or with the manifest's name) are named by as many trailing components
+    as it takes to tell them apart, joined by ``_`` (``v1/jpeg_q30`` and ``v2/jpeg_q30`` become
+    ``v1_jpeg_q30`` and ``v2_jpeg_q30``); ``-2``, ``-3`` ... are the last resort. Inputs given at
+    construction are named together; an input seen later gets the shortest such name still free. An input
+    that is one image file (a single-file run) gets no folder: its maps are ``<name>.<metric>.<ext>``.
+    """
 
     def __init__(self, dist_roots: Sequence[str] = ()):
         self.names: dict[str, str] = {}
+        self.flat: set[str] = set()
         self._taken = {MANIFEST_NAME.casefold()}
-        for root in dist_roots:
-            self.name(root)
+        labels = list(dict.fromkeys(os.fspath(r) for r in dist_roots))
+        parts = {label: _components(label) for label in labels}
+        depth = dict.fromkeys(labels, 1)
+        while True:  # lengthen the names of colliding inputs until they differ
+            names = {label: "_".join(parts[label][-depth[label]:]) for label in labels}
+            groups: dict[str, list[str]] = {}
+            for label, name in names.items():
+                groups.setdefault(name.casefold(), []).append(label)
+            grow = [label for key, members in groups.items() if len(members) > 1 or key in self._taken
+                    for label in members if depth[label] < len(parts[label])]
+            if not grow:
+                break
+            for label in grow:
+                depth[label] += 1
+        for label in labels:
+            self._assign(label, names[label])
+
+    def _assign(self, label: str, base: str) -> str:
+        candidate, index = base, 1
+        while candidate.casefold() in self._taken:  # case-insensitive file systems collide too
+            index += 1
+            candidate = f"{base}-{index}"
+        self._taken.add(candidate.casefold())
+        self.names[label] = candidate
+        if _is_image_file(label):
+            self.flat.add(label)
+        return candidate
 
     def name(self, dist_root: str) -> str:
         label = os.fspath(dist_root)
         if label not in self.names:
-            base = root_folder_name(label)
-            candidate, index = base, 1
-            while candidate.casefold() in self._taken:  # case-insensitive file systems collide too
-                index += 1
-                candidate = f"{base}-{index}"
-            self._taken.add(candidate.casefold())
-            self.names[label] = candidate
+            parts = _components(label)
+            for k in range(1, len(parts) + 1):
+                name = "_".join(parts[-k:])
+                if name.casefold() not in self._taken:
+                    return self._assign(label, name)
+            return self._assign(label, parts[-1])
         return self.names[label]
+
+    def path(self, maps_root: Path, dist_root: str, rel_key: str, metric: str, fmt: str) -> Path:
+        """Where a map goes: ``maps_root/<name>/<rel_key>.<metric>.<ext>``, or ``maps_root/<name>.<metric>.<ext>``
+        for a single image file."""
+        name = self.name(dist_root)
+        if os.fspath(dist_root) in self.flat:
+            _check_key(rel_key)
+            return maps_root / f"{name}.{metric}.{_suffix(fmt)}"
+        return _path_for(maps_root, name, rel_key, metric, fmt)
 
 
 def dist_root_names(dist_roots: Sequence[str]) -> dict[str, str]:
-    """``{dist_root: folder name}`` for the distorted inputs of a run, in the order they were given.
-
-    The first input with a given name keeps it; later ones get ``-2``, ``-3``, ... (compared
-    case-insensitively), so the result depends only on the ordered list.
-    """
+    """``{dist_root: folder name}`` for the distorted inputs of a run (see :class:`_RootNames`): the last
+    folder name, or as many trailing folder names as it takes to tell inputs of the same name apart."""
     return dict(_RootNames(dist_roots).names)
 
 
@@ -421,7 +480,7 @@ def heatmap_path(maps_root: str | os.PathLike, dist_root: str, rel_key: str, met
     roots = [dist_root] if dist_roots is None else list(dist_roots)
     if dist_root not in roots:
         raise ValueError(f"{dist_root!r} is not one of the distorted inputs {roots}")
-    return _path_for(Path(maps_root), _RootNames(roots).name(dist_root), rel_key, metric, fmt)
+    return _RootNames(roots).path(Path(maps_root), dist_root, rel_key, metric, fmt)
 
 
 def check_maps_root(maps_root: str | os.PathLike) -> None:
@@ -477,6 +536,19 @@ def _png_info(fields: Mapping[str, Any]) -> PngInfo:
     return info
 
 
+def describe_scale(spec: MapSpec, scale: str, lo: float, hi: float) -> str:
+    """The PNG's ``description``: the metric's fixed-scale text, or for ``auto`` what the map shows and the
+    map's own range (nothing is clipped then, and colours are not comparable across maps)."""
+    if scale != "auto":
+        return spec.description
+    what = spec.description.split(" on [")[0].split(";")[0]
+    best, worst = (lo, hi) if spec.higher_is_worse else (hi, lo)
+    return (f"{what}, stretched over this map's own finite range [{_fmt_value(lo)}, {_fmt_value(hi)}] "
+            f"(--heatmap-scale auto): black = {spec.units} {_fmt_value(best)}, brightest = {spec.units} "
+            f"{_fmt_value(worst)}; nothing is "
+            f"clipped; colours are not comparable across maps")
+
+
 def _score_text(score: float) -> str:
     return repr(float(score)) if score is not None else "nan"
 
@@ -492,7 +564,7 @@ def _write_item(item: _Item, fmt: str, scale: str, panel: bool, legend: bool) ->
     fields: dict[str, Any] = {
         "Software": "lpipscli", "metric": item.metric, "dist_root": item.dist_root, "key": item.key,
         "score": _score_text(item.score), "scale": scale, "lo": repr(lo), "hi": repr(hi),
-        "units": spec.units, "direction": spec.direction, "description": spec.description,
+        "units": spec.units, "direction": spec.direction, "description": describe_scale(spec, scale, lo, hi),
         "relation": spec.relation,
     }
     if fmt == "png16":
@@ -674,7 +746,7 @@ class HeatmapWriter:
         else:
             ref_rgb = dist_rgb = None
         with self._lock:  # names, heaps and counters may be shared by several submitting threads
-            path = _path_for(self.maps_root, self._names.name(dist_root), key, metric, self.fmt)
+            path = self._names.path(self.maps_root, dist_root, key, metric, self.fmt)
             self._metrics.add(metric)
             item = _Item(metric, dist_root, key, values, score, path, ref_rgb, dist_rgb)
             if self.worst is not None:
@@ -777,7 +849,8 @@ class HeatmapWriter:
 __all__ = [
     "COLORMAP", "FORMATS", "LEGEND_HEIGHT", "MAGMA_LUT", "MAP_SPECS", "MANIFEST_NAME", "NODATA_RGB",
     "NODATA_U16", "PANEL_GAP", "SCALES", "HeatmapWriter", "MapSpec", "add_legend", "as_map", "badness",
-    "check_maps_root", "colorize", "dist_root_names", "has_map", "heatmap_path", "make_panel", "map_scale",
+    "check_maps_root", "colorize", "describe_scale", "dist_root_names", "has_map", "heatmap_path", "make_panel",
+    "map_scale",
     "map_spec", "pad_to_image", "quantise_u16", "register_map", "root_folder_name", "scale_range",
     "to_display_rgb",
 ]

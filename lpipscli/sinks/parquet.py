@@ -23,6 +23,10 @@ from lpipscli.sinks.text import JsonlSink, meta_path
 METADATA_KEY = b"lpipscli"
 #: footer key: b"true" when the run finished, b"false" when it was interrupted or stopped at an error
 COMPLETE_KEY = b"lpipscli_complete"
+#: footer key: JSON of the run's end record (planned pairs, scored, failed, interrupted, first error), when known
+RUN_KEY = b"lpipscli_run"
+#: the summary keys the end record keeps
+RUN_FIELDS = ("pairs", "scored", "failed", "interrupted", "first_error")
 _INT_COLUMNS = {"width", "height", "frame", "dist_frame"}
 _STR_COLUMNS = {"ref", "dist", "dist_root", "status", "error", "resized_from", "key"}
 
@@ -100,7 +104,11 @@ class ParquetSink:
         self.closed = True
         self.flush()
         done = summary is not None if complete is None else complete
-        self.writer.add_key_value_metadata({COMPLETE_KEY: b"true" if done else b"false"})
+        footer = {COMPLETE_KEY: b"true" if done else b"false"}
+        if summary is not None:
+            record = {k: summary[k] for k in RUN_FIELDS if k in summary}
+            footer[RUN_KEY] = json.dumps(json_safe(record)).encode()
+        self.writer.add_key_value_metadata(footer)
         self.writer.close()
         os.replace(self.tmp, self.path)
         self.journal.close(summary)

@@ -21,6 +21,7 @@ class PlanContext:
     max_pixels: int | None
     alpha: str = "drop"
     resize: str = "none"
+    alpha_color: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
 @dataclass

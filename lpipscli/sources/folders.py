@@ -25,10 +25,12 @@ def plan_groups(pairing: PairPlan, ctx: PlanContext, inputs: dict, *, done: set 
     if done:
         drop_done(pairing, done)
     work = plan_work(pairing.groups, resize=ctx.resize, min_sides=dict(ctx.min_sides), batch_size=ctx.batch_size,
-                     max_batch_pixels=ctx.max_batch_pixels, max_pixels=ctx.max_pixels)
-    dataset = PairDataset(work.chunks, alpha=ctx.alpha, max_pixels=ctx.max_pixels)
+                     max_batch_pixels=ctx.max_batch_pixels, max_pixels=ctx.max_pixels, alpha=ctx.alpha,
+                     alpha_color=ctx.alpha_color)
+    dataset = PairDataset(work.chunks, alpha=ctx.alpha, max_pixels=ctx.max_pixels, alpha_color=ctx.alpha_color)
     return SourcePlan(columns=IMAGE_COLUMNS, n_pairs=work.n_pairs, dataset=dataset, failed=work.failed,
-                      metric_problems=work.metric_problems, inputs=inputs, unmatched=pairing.unmatched_summary())
+                      metric_problems=work.metric_problems, inputs=inputs, unmatched=pairing.unmatched_summary(),
+                      warnings=work.warnings)
 
 
 class FolderSource:

@@ -29,6 +29,9 @@ class VideoSource:
         from lpipscli.io.video import plan_video
 
         cfg, opts = self.config, self.config.video
+        if ctx.alpha in ("composite-both", "mask"):
+            raise UsageError(f"--alpha {ctx.alpha} applies to image pairs, not to video or frame folders "
+                             "(use drop, white or black)")
         plan = plan_video(cfg.ref, list(cfg.dists), start=opts.start, max_frames=opts.max_frames, step=opts.step,
                           offset=opts.offset, frames=opts.frames, resize=ctx.resize)
         height, width = plan.ref.height, plan.ref.width
