@@ -21,6 +21,8 @@ class PlanContext:
     max_pixels: int | None
     alpha: str = "drop"
     resize: str = "none"
+    #: ``--shard I/N`` (a :class:`lpipscli.shard.Shard`): plan only that share of the work items
+    shard: Any = None
 
 
 @dataclass
@@ -55,6 +57,8 @@ class SourcePlan:
     fps: float | None = None
     #: video: the alignment as recorded in the provenance
     video: dict | None = None
+    #: ``--shard``: what the provenance records about it (see :mod:`lpipscli.shard`)
+    shard: dict | None = None
 
 
 class Source(Protocol):
