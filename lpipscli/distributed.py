@@ -1,8 +1,9 @@
 """`torchrun --nproc-per-node G -m lpipscli compare ...`: one rank per process, rank 0 merges.
 
 Each rank runs an ordinary `compare` on shard ``RANK/WORLD_SIZE`` (see :mod:`lpipscli.shard`), on device
-``cuda:LOCAL_RANK`` when CUDA is there (``--device auto`` or ``cuda``), else on the CPU, with the decoding
-workers of its share of the cores. It writes its own part:
+``cuda:LOCAL_RANK`` when CUDA is there and ``--device`` is ``auto`` or ``cuda`` (``LOCAL_RANK`` modulo the
+GPU count, so extra ranks share GPUs; ``--device cpu`` or ``cuda:N`` are kept as given), else on the CPU,
+with the decoding workers of its share of the cores (``--workers`` overrides). It writes its own part:
 
 - ``-o results/`` (a Parquet dataset): straight into the folder, one file per rank and distorted input;
 - ``-o FILE``: ``FILE.shards/part-<RANK>-of-<WORLD>.<ext>``, removed once merged into ``FILE``.
@@ -79,7 +80,7 @@ def run_distributed(config, output: str, fmt: str | None, quiet: bool, reports, 
     fmt = format_for(output, fmt)
     device = config.device
     if device in ("auto", "cuda") and torch.cuda.is_available():
-        device = f"cuda:{local}"
+        device = f"cuda:{local % torch.cuda.device_count()}"  # more ranks than GPUs share them round-robin
     shard = Shard(rank, world)
     part = part_path(output, fmt, shard)
     rank_config = replace(config, shard=shard, device=device, workers=_rank_workers(config, world))

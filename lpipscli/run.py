@@ -51,6 +51,10 @@ def run_compare(config: RunConfig, output: str, fmt: str | None, quiet: bool, re
 
         if torchrun_env() is not None:  # torchrun: this process is one rank; rank 0 merges (distributed.py)
             return run_distributed(config, output, fmt, quiet, reports, resume)
+    else:
+        from lpipscli.shard import refuse_unshardable
+
+        refuse_unshardable(config)
     from rich.console import Console
     from rich.markup import escape
 

@@ -64,6 +64,17 @@ def parse_shard(text: str | None) -> Shard | None:
     return shard
 
 
+def refuse_unshardable(config) -> None:
+    """Options whose output cannot be split between shards.
+
+    Raises:
+        UsageError: ``--heatmap-video`` (one video of the whole run) with a shard.
+    """
+    if config.shard is not None and config.video is not None and config.video.heatmap_video is not None:
+        raise UsageError("--heatmap-video draws one video of the whole run: it cannot be split into shards "
+                         "(--shard, torchrun); write --heatmaps per shard instead")
+
+
 def shard_of(key: str, count: int) -> int:
     """The shard (``0 .. count - 1``) of a work item key: the first 8 bytes of its sha1, mod ``count``."""
     return int.from_bytes(hashlib.sha1(key.encode("utf-8")).digest()[:8], "big") % count
