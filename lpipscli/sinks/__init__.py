@@ -37,7 +37,8 @@ def format_for(path: str, fmt: str | None) -> str:
         return suffix
     if suffix in ("pq", "parq"):
         return "parquet"
-    raise UsageError(f"-o {path}: cannot tell the format from the extension; use .csv, .parquet or .jsonl or --format")
+    raise UsageError(f"-o {path}: cannot tell the format from the extension; use .csv, .parquet or .jsonl or --format "
+                     "(or end it with / for a Parquet dataset folder)")
 
 
 def check_writable(path: str | os.PathLike, option: str = "-o") -> None:

@@ -37,11 +37,15 @@ PIECE_GLOB = "part-*.parquet"
 
 
 def is_dataset_path(path: str | os.PathLike) -> bool:
-    """Whether an output names a folder: it ends with ``/`` or is an existing folder (``-`` is stdout)."""
+    """Whether an output names a dataset folder: it ends with ``/``, or is an existing folder whose name does
+    not end like a results file (``-o x.csv`` on a folder stays an error)."""
     text = os.fspath(path)
     if text == "-":
         return False
-    return text.endswith(("/", os.sep)) or Path(text).is_dir()
+    if text.endswith(("/", os.sep)):
+        return True
+    return Path(text).is_dir() and Path(text).suffix.lower() not in (".csv", ".parquet", ".pq", ".parq", ".jsonl",
+                                                                      ".ndjson")
 
 
 def check_dataset_root(path: str | os.PathLike) -> None:
