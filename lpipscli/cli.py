@@ -118,7 +118,8 @@ def compare(
         rich_help_panel="Metrics")] = (
         LpipsVersion.v01),
     output: Annotated[str, typer.Option(
-        "--output", "-o", help="Output file (.csv, .parquet, .jsonl); '-' writes CSV to stdout.",
+        "--output", "-o", help="Output file (.csv, .parquet, .jsonl); '-' writes CSV to stdout; a folder/ "
+        "writes a Parquet dataset (hive-partitioned by dist_root, one file per shard).",
         rich_help_panel="Output")] = "-",
     fmt: Annotated[Format | None, typer.Option("--format", help="Output format (default: from the extension).",
         rich_help_panel="Output")] = None,
@@ -418,8 +419,9 @@ def merge(
 
 @app.command()
 def summary(
-    results: Annotated[Path, typer.Argument(help="A results file written by compare (.csv, .parquet, .jsonl).",
-                                            show_default=False)],
+    results: Annotated[Path, typer.Argument(
+        help="A results file written by compare (.csv, .parquet, .jsonl) or a dataset folder (-o folder/).",
+        show_default=False)],
     fail_if: Annotated[list[str] | None, typer.Option("--fail-if", help=_GATE_HELP)] = None,
     allow_failed: Annotated[bool, typer.Option(help="Let gates pass although some pairs failed.")] = False,
     summary_json: Annotated[Path | None, typer.Option(help="Write the summary and gates as JSON.")] = None,
