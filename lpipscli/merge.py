@@ -98,8 +98,11 @@ def _journals(pieces: list[Piece], index: int, count: int) -> list[Path]:
     return found
 
 
-def check(pieces: list[Piece]) -> None:
-    """The checks of the module docstring (rows are checked by :func:`combine`).
+def check(pieces: list[Piece]) -> list[str]:
+    """The checks of the module docstring (rows are checked by :func:`combine`); returns warnings.
+
+    A finished video shard with fewer rows than planned is a warning, not an error: a reference stream
+    that ends before its container's frame count stops a single run early too (it warns the same way).
 
     Raises:
         UsageError: the first check that fails.
@@ -157,14 +160,21 @@ def check(pieces: list[Piece]) -> None:
         raise UsageError(f"merge: the shards planned different runs ({_names(sorted(map(str, totals)))} pairs in "
                          "all): were the inputs changed between them?")
     planned = {p.index: p.shard.get("pairs") for p in pieces}
+    warnings = []
+    video = first.table.provenance.get("video") is not None
     for index, n in sorted(rows_per_shard.items()):
         if planned[index] is not None and n != planned[index]:
             where = _names(sorted({str(p.path) for p in pieces if p.index == index}))
+            if video and n < planned[index]:
+                warnings.append(f"shard {index}/{count} ({where}) holds {n} row(s), its plan had {planned[index]}: "
+                                "a video that ends before its container's frame count?")
+                continue
             raise UsageError(f"merge: shard {index}/{count} ({where}) holds {n} row(s), its plan had {planned[index]}: "
                              f"rerun it with --shard {index}/{count} --resume")
     (total,) = totals
     if total is not None and count > 1 and sum(v for v in planned.values() if v is not None) != total:
         raise UsageError(f"merge: the shards planned {sum(planned.values())} pair(s), the run has {total}")
+    return warnings
 
 
 def combine(pieces: list[Piece], *, source: str = "merged") -> ResultTable:
@@ -175,7 +185,7 @@ def combine(pieces: list[Piece], *, source: str = "merged") -> ResultTable:
     """
     from lpipscli.sources.base import row_key
 
-    check(pieces)
+    notes = check(pieces)
     first = pieces[0].table
     where: dict[tuple, Path] = {}
     rows: list[dict] = []
@@ -194,7 +204,7 @@ def combine(pieces: list[Piece], *, source: str = "merged") -> ResultTable:
     rows.sort(key=lambda r: (str(r["ref"]), _frame(r), order.get(str(r["dist_root"]), len(order)),
                              str(r["dist_root"]), str(r["dist"])))
     provenance["merged"] = {"shards": pieces[0].count, "files": sorted({str(p.path) for p in pieces})}
-    warnings = list(dict.fromkeys(w for p in pieces for w in p.table.warnings))
+    warnings = list(dict.fromkeys([w for p in pieces for w in p.table.warnings] + notes))
     return ResultTable(columns=list(first.columns), rows=rows, provenance=provenance, path=source,
                        kinds=dict(first.kinds), complete=True, warnings=warnings)
 

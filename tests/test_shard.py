@@ -191,6 +191,16 @@ def test_merge_refuses_missing_duplicated_and_foreign_shards(images, tmp_path):
     result = lpips("merge", tmp_path / "m.parquet", parts[0], other, parts[2])
     assert result.exit_code == 2 and "other settings" in result.output
     assert "decode.alpha: drop -> white" in result.output
+    # a shard that lost a row (its file edited: the footer still says it is whole)
+    import pyarrow.parquet as pq
+
+    lossy = tmp_path / "lossy" / "p1.parquet"
+    lossy.parent.mkdir()
+    table = pq.read_table(parts[1])
+    pq.write_table(table.slice(1), lossy)
+    result = lpips("merge", tmp_path / "m.parquet", parts[0], lossy, parts[2])
+    assert result.exit_code == 2
+    assert f"holds {table.num_rows - 1} row(s), its plan had {table.num_rows}" in result.output
     two = tmp_path / "two" / "t.parquet"
     two.parent.mkdir()
     assert compare(images, two, "--shard", "1/2").exit_code in (0, 4)
