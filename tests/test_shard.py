@@ -341,6 +341,11 @@ def test_dataset_folder_is_read_by_pyarrow_and_lpips_summary(images, single, tmp
     result = lpips("diff", single_path(tmp_path, images), folder, "-q", "--fail-if", "max(delta_psnr) > 0",
                    "--allow-failed")
     assert result.exit_code == 0, result.output  # same scores: every delta is 0
+    # merged into another folder: one file per distorted input, the same rows
+    result = lpips("merge", f"{tmp_path / 'merged'}/", folder, "-q", "--allow-failed")
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "merged").glob("dist_root=*/part-00000-of-00001.parquet"))) == 2
+    assert_same_rows(read_results(tmp_path / "merged").rows, rows)
     # a missing shard is named when the folder is read
     for piece in folder.glob("*/part-00001-of-00002.parquet"):
         piece.unlink()
