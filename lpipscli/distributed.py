@@ -22,7 +22,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from lpipscli.errors import EXIT_INTERRUPTED, LpipsCliError, UsageError
+from lpipscli.errors import EXIT_INTERRUPTED, EXIT_USAGE, LpipsCliError, UsageError
 
 
 def torchrun_env() -> tuple[int, int, int] | None:
@@ -104,8 +104,10 @@ def run_distributed(config, output: str, fmt: str | None, quiet: bool, reports, 
         return 0
     for r, (c, e) in enumerate(outcomes):
         if e is not None or c == EXIT_INTERRUPTED:
-            error = LpipsCliError(f"rank {r} (shard {r}/{world}): {e or 'interrupted'}; nothing was merged "
-                                  "(--resume continues every rank's part)")
+            if fmt != "dataset" and Path(part).parent.is_dir() and not any(Path(part).parent.iterdir()):
+                Path(part).parent.rmdir()  # refused before any row was written
+            advice = "" if c == EXIT_USAGE else " (rerun with --resume to continue every rank's part)"
+            error = LpipsCliError(f"rank {r} (shard {r}/{world}): {e or 'interrupted'}; nothing was merged{advice}")
             error.exit_code = c
             raise error
     if fmt == "dataset":
