@@ -141,7 +141,8 @@ def compare(
         rich_help_panel="Metrics")] = (
         LpipsVersion.v01),
     output: Annotated[str, typer.Option(
-        "--output", "-o", help="Output file (.csv, .parquet, .jsonl); '-' writes CSV to stdout.",
+        "--output", "-o", help="Output file (.csv, .parquet, .jsonl); '-' writes CSV to stdout; a folder/ "
+        "writes a Parquet dataset (hive-partitioned by dist_root, one file per shard).",
         rich_help_panel="Output")] = "-",
     fmt: Annotated[Format | None, typer.Option("--format", help="Output format (default: from the extension).",
         rich_help_panel="Output")] = None,
@@ -254,6 +255,10 @@ def compare(
         "(refused when the file was made with other settings).", rich_help_panel="Output")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary table.",
                                         rich_help_panel="Output")] = False,
+    shard: Annotated[str | None, typer.Option(
+        "--shard", help="Score only share I of N (0-based, e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT): "
+        "references chosen by a hash of their name, video by frame range; join the shards with `lpips merge`.",
+        rich_help_panel="Scaling out")] = None,
 ) -> None:
     """Score distorted images against their references, one row per pair.
 
@@ -268,8 +273,11 @@ def compare(
             raise UsageError("--pairs replaces REF DISTS: give one or the other")
         if pairs is None and (ref is None or not dists):
             raise UsageError("give a reference and at least one distorted input (or --pairs LIST)")
+        from lpipscli.shard import parse_shard
+
         config = RunConfig(
             ref=ref, dists=tuple(dists or ()), pairs=pairs, tf32=tf32, metrics=_parse_metrics(metric, net),
+            shard=parse_shard(shard),
             metric_params={},
             device=device, workers=workers, batch_size=batch_size, max_batch_pixels=max_batch_pixels,
             alpha=alpha.value, alpha_color=_alpha_color(alpha_color), resize=resize.value,
@@ -442,9 +450,40 @@ def diff(
 
 
 @app.command()
+def merge(
+    output: Annotated[str, typer.Argument(
+        help="The merged results: a file (.csv, .parquet, .jsonl) or a folder/ (Parquet dataset).",
+        show_default=False)],
+    shards: Annotated[list[Path], typer.Argument(
+        help="The shard files, or folders holding them (a dataset folder counts as all its shards).",
+        show_default=False)],
+    fmt: Annotated[Format | None, typer.Option("--format", help="Output format (default: from the extension).")] = None,
+    fail_if: Annotated[list[str] | None, typer.Option("--fail-if", help=_GATE_HELP)] = None,
+    allow_failed: Annotated[bool, typer.Option(help="Let gates pass although some pairs failed.")] = False,
+    summary_json: Annotated[Path | None, typer.Option(help="Write the summary and gates as JSON.")] = None,
+    worst: Annotated[int, typer.Option(help="How many worst pairs the JSON summary lists per metric.", min=0)] = 5,
+    junit: Annotated[Path | None, typer.Option(help="Write gate results as JUnit XML.")] = None,
+    junit_per_pair: Annotated[bool, typer.Option(help="Also one JUnit test case per pair.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary table.")] = False,
+) -> None:
+    """Join the shards of a run (--shard I/N) into one results file, checked: same settings, every shard there
+    once, no pair missing or twice; then summarise and gate it like a single compare run."""
+    from lpipscli.merge import merge_results
+    from lpipscli.run import Reports
+
+    try:
+        reports = Reports(fail_if or [], allow_failed, summary_json, worst, junit, junit_per_pair)
+        code = merge_results(output, list(shards), fmt.value if fmt else None, reports, quiet=quiet)
+    except LpipsCliError as exc:
+        raise _fail(str(exc), exc.exit_code) from None
+    raise typer.Exit(code)
+
+
+@app.command()
 def summary(
-    results: Annotated[Path, typer.Argument(help="A results file written by compare (.csv, .parquet, .jsonl).",
-                                            show_default=False)],
+    results: Annotated[Path, typer.Argument(
+        help="A results file written by compare (.csv, .parquet, .jsonl) or a dataset folder (-o folder/).",
+        show_default=False)],
     fail_if: Annotated[list[str] | None, typer.Option("--fail-if", help=_GATE_HELP)] = None,
     allow_failed: Annotated[bool, typer.Option(help="Let gates pass although some pairs failed.")] = False,
     allow_incomplete: Annotated[bool, typer.Option(help=_ALLOW_INCOMPLETE_HELP)] = False,

@@ -182,6 +182,8 @@ class RunConfig:
     pairs: Path | None = None
     #: allow TF32 matrix multiplies and convolutions on CUDA (off: float32 parity with the references)
     tf32: bool = False
+    #: ``--shard I/N``: score only that share of the work (a :class:`lpipscli.shard.Shard`; None = all)
+    shard: Any = None
 
 
 @dataclass(frozen=True)

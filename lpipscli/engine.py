@@ -229,6 +229,7 @@ class Engine:
             batch_size=self.config.batch_size, max_batch_pixels=self.max_batch_pixels,
             max_pixels=self.config.max_pixels, alpha=self.config.alpha, resize=self.config.resize,
             alpha_color=tuple(self.config.alpha_color),
+            shard=self.config.shard,
         )
 
     def plan(self, pairing=None, *, done: set | None = None) -> SourcePlan:
@@ -292,6 +293,8 @@ class Engine:
             prov["pairing"] = plan.unmatched
         if plan is not None and plan.video is not None:
             prov["video"] = plan.video
+        if plan is not None and plan.shard is not None:
+            prov["shard"] = plan.shard  # not in the settings record: the shards of a run share its hash
         return prov
 
     def loader(self, plan: SourcePlan) -> DataLoader:

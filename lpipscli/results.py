@@ -179,8 +179,10 @@ def read_results(path: str | Path, fmt: str | None = None) -> ResultTable:
             file and, where it applies, the line and column).
     """
     path = Path(path)
-    if path.is_dir():
-        raise UsageError(f"{path}: is a folder, not a results file (.csv, .parquet or .jsonl)")
+    if path.is_dir():  # a Parquet dataset folder (``-o results/``), checked like `lpips merge` checks shards
+        from lpipscli.sinks.dataset import read_dataset
+
+        return read_dataset(path)
     fmt = format_of(path, fmt)
     if not path.exists():
         raise UsageError(f"{path}: no such file")

@@ -9,34 +9,25 @@ from lpipscli.sinks.parquet import journal_path
 
 
 def previous_rows(path: str, fmt: str, settings_hash: str, columns: tuple[str, ...] | None = None, *,
-                  settings: dict | None = None) -> list[dict]:
+                  settings: dict | None = None, shard: dict | None = None) -> list[dict]:
     """Rows already in ``path`` (for Parquet: its journal when a run was killed, else the file).
 
     The earlier run's settings record must equal this run's (compared with
-    :func:`lpipscli.diff.settings_differences`, which names what changed).
+    :func:`lpipscli.diff.settings_differences`, which names what changed). For a dataset folder
+    (``fmt="dataset"``), the rows of this ``shard`` (its ``{"index", "count"}``; ``None``: an unsharded run).
 
     Raises:
         UsageError: writing to stdout, or the existing file was made with other settings or columns.
     """
     from lpipscli.diff import settings_differences
-    from lpipscli.results import read_results
 
     if path == "-":
         raise UsageError("--resume needs an output file (-o FILE), not stdout")
     target = Path(path)
-    source = None
-    if fmt == "parquet" and journal_path(target).is_file():
-        source = journal_path(target)
-    elif target.is_file() and target.stat().st_size > 0:
-        source = target
-    if source is None:
+    table = _dataset_table(target, shard) if fmt == "dataset" else _file_table(target, fmt)
+    if table is None:
         return []
-    source_fmt = fmt if source == target else "jsonl"  # the Parquet journal is JSON Lines
-    if source_fmt != "parquet":
-        from lpipscli.sinks.text import trim_partial_line
-
-        trim_partial_line(source)  # a killed writer may have left half a line
-    table = read_results(source, source_fmt)
+    source = table.path
     provenance = table.provenance
     if not provenance or "settings_hash" not in provenance:
         raise UsageError(f"--resume: {source} has no provenance (its .meta.json is missing), so it cannot be "
@@ -50,9 +41,39 @@ def previous_rows(path: str, fmt: str, settings_hash: str, columns: tuple[str, .
             f"--resume: {path} was made with different settings ({what}; settings hash "
             f"{provenance['settings_hash'][:12]} vs {settings_hash[:12]} now); use the same options or a new file"
         )
+    earlier = provenance.get("shard") or {}
+    if fmt != "dataset" and (earlier.get("index"), earlier.get("count")) != ((shard or {}).get("index"),
+                                                                           (shard or {}).get("count")):
+        what = f"shard {earlier['index']}/{earlier['count']}" if earlier else "no --shard"
+        raise UsageError(f"--resume: {path} was written with {what}; resume it with the same --shard")
     if columns is not None:
         check_columns(path, table.rows, columns, table.columns)
     return table.rows
+
+
+def _file_table(target: Path, fmt: str):
+    """The rows of an output file (its journal for an interrupted Parquet run); None when there are none."""
+    from lpipscli.results import read_results
+
+    source = None
+    if fmt == "parquet" and journal_path(target).is_file():
+        source = journal_path(target)
+    elif target.is_file() and target.stat().st_size > 0:
+        source = target
+    if source is None:
+        return None
+    source_fmt = fmt if source == target else "jsonl"  # the Parquet journal is JSON Lines
+    if source_fmt != "parquet":
+        from lpipscli.sinks.text import trim_partial_line
+
+        trim_partial_line(source)  # a killed writer may have left half a line
+    return read_results(source, source_fmt)
+
+
+def _dataset_table(root: Path, shard: dict | None):
+    from lpipscli.sinks.dataset import resume_table
+
+    return resume_table(root, shard)
 
 
 def check_columns(path: str, rows: list[dict], columns: tuple[str, ...], have: list[str] | None = None) -> None:

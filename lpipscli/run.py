@@ -48,20 +48,30 @@ def run_compare(config: RunConfig, output: str, fmt: str | None, quiet: bool, re
     Everything that can be refused (output paths, gates, pairing, sizes, weights) is checked before the
     first pair is decoded; rows already written are kept whatever happens after.
     """
+    if config.shard is None:
+        from lpipscli.distributed import run_distributed, torchrun_env
+
+        if torchrun_env() is not None:  # torchrun: this process is one rank; rank 0 merges (distributed.py)
+            return run_distributed(config, output, fmt, quiet, reports, resume)
+    else:
+        from lpipscli.shard import refuse_unshardable
+
+        refuse_unshardable(config)
     from rich.console import Console
     from rich.markup import escape
 
-    from lpipscli.ci import check_output_path, finish
+    from lpipscli.ci import check_output_path
     from lpipscli.engine import Engine, done_keys, drive
     from lpipscli.gates import parse_gates
     from lpipscli.sinks import check_writable, format_for, open_sink
     from lpipscli.sinks.batch import HeatmapSink, MapVideoSink, TableSink
+    from lpipscli.sinks.dataset import check_dataset_root
     from lpipscli.summary import build_summary, print_summary
 
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
     show_progress = not quiet and sys.stderr.isatty()
     fmt = format_for(output, fmt)
-    check_writable(output)
+    check_dataset_root(output) if fmt == "dataset" else check_writable(output)
     gates = parse_gates(reports.fail_if, config.metrics)
     check_output_path(reports.summary_json, "--summary-json")
     check_output_path(reports.junit, "--junit")
@@ -98,7 +108,8 @@ def run_compare(config: RunConfig, output: str, fmt: str | None, quiet: bool, re
     if resume:
         from lpipscli.resume import previous_rows
 
-        previous = previous_rows(output, fmt, settings_hash, None, settings=engine.settings().to_dict())
+        shard = {"index": config.shard.index, "count": config.shard.count} if config.shard else None
+        previous = previous_rows(output, fmt, settings_hash, None, settings=engine.settings().to_dict(), shard=shard)
     plan = engine.plan(done=done_keys(previous) if previous else None)
     columns = engine.columns(plan, map_keys)
     if resume and previous:
@@ -191,6 +202,23 @@ def run_compare(config: RunConfig, output: str, fmt: str | None, quiet: bool, re
         return EXIT_INTERRUPTED
     if result.first_error and config.on_error == "fail":
         raise LpipsCliError(f"{result.first_error}; rows computed before it were written (--on-error skip goes on)")
+    return conclude(result, summary, provenance, metrics=config.metrics, roots=roots, gates=gates, reports=reports,
+                    console=console, quiet=quiet, output=output)
+
+
+def conclude(result, summary: dict, provenance: dict, *, metrics: tuple[str, ...], roots: list[str], gates: list,
+             reports: Reports, console, quiet: bool, output: str | None = None) -> int:
+    """The end of a run, shared by `compare` and `merge`: the failed-pairs warning, the summary JSON, JUnit,
+    the gates and the exit code (4 when pairs were not fully scored and ``--allow-failed`` is not given).
+
+    Args:
+        result: the :class:`lpipscli.engine.RunResult` of the rows.
+        summary: from :func:`lpipscli.summary.build_summary` (the provenance and gates are added to it).
+    """
+    from rich.markup import escape
+
+    from lpipscli.ci import finish
+
     n_bad = result.n_failed + result.n_partial
     if n_bad:
         console.print(f"[yellow]lpips: warning:[/] {result.n_failed} pair(s) failed and {result.n_partial} "
@@ -198,12 +226,12 @@ def run_compare(config: RunConfig, output: str, fmt: str | None, quiet: bool, re
                       highlight=False, soft_wrap=True)
     summary["provenance"] = provenance
     code, _ = finish(
-        summary=summary, gates=gates, groups=result.groups(config.metrics, roots), failed=result.failed_per_root,
+        summary=summary, gates=gates, groups=result.groups(metrics, roots), failed=result.failed_per_root,
         keys=result.names, allow_failed=reports.allow_failed, summary_json=reports.summary_json,
         junit=reports.junit, per_pair=result.statuses if reports.junit_per_pair else None, console=console,
         quiet=quiet,
     )
-    if reports.report is not None:
+    if reports.report is not None and output not in (None, "-"):
         from lpipscli.report import write_report
 
         write_report(Path(output), reports.report, worst=max(reports.worst, 8), gates=reports.fail_if,

@@ -20,7 +20,12 @@ class Sink(Protocol):
 
 
 def format_for(path: str, fmt: str | None) -> str:
-    """The output format: ``fmt`` when given, else from the extension; ``-`` is CSV on stdout."""
+    """The output format: ``fmt`` when given, else from the extension; ``-`` is CSV on stdout; a folder
+    (``results/``) is a Parquet ``dataset`` (see :mod:`lpipscli.sinks.dataset`)."""
+    from lpipscli.sinks.dataset import is_dataset_path
+
+    if is_dataset_path(path) and fmt in (None, "parquet", "dataset"):
+        return "dataset"
     if fmt:
         if fmt not in FORMATS:
             raise UsageError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
@@ -34,7 +39,8 @@ def format_for(path: str, fmt: str | None) -> str:
         return suffix
     if suffix in ("pq", "parq"):
         return "parquet"
-    raise UsageError(f"-o {path}: cannot tell the format from the extension; use .csv, .parquet or .jsonl or --format")
+    raise UsageError(f"-o {path}: cannot tell the format from the extension; use .csv, .parquet or .jsonl or --format "
+                     "(or end it with / for a Parquet dataset folder)")
 
 
 def check_writable(path: str | os.PathLike, option: str = "-o") -> None:
@@ -95,6 +101,10 @@ def open_sink(path: str, fmt: str | None, columns: tuple[str, ...], provenance: 
     those rows); a Parquet file is rebuilt with them first.
     """
     fmt = format_for(path, fmt)
+    if fmt == "dataset":
+        from lpipscli.sinks.dataset import DatasetSink
+
+        return DatasetSink(Path(path), columns, provenance, previous_rows=previous_rows)
     check_writable(path)
     if fmt == "parquet":
         if path == "-":

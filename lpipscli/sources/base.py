@@ -22,6 +22,8 @@ class PlanContext:
     alpha: str = "drop"
     resize: str = "none"
     alpha_color: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    #: ``--shard I/N`` (a :class:`lpipscli.shard.Shard`): plan only that share of the work items
+    shard: Any = None
 
 
 @dataclass
@@ -56,6 +58,8 @@ class SourcePlan:
     fps: float | None = None
     #: video: the alignment as recorded in the provenance
     video: dict | None = None
+    #: ``--shard``: what the provenance records about it (see :mod:`lpipscli.shard`)
+    shard: dict | None = None
 
 
 class Source(Protocol):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lpipscli.io.dataset import PairDataset, plan_work
 from lpipscli.io.pairing import PairPlan, RefGroup, pair_inputs
+from lpipscli.shard import shard_groups
 from lpipscli.sources.base import IMAGE_COLUMNS, PlanContext, SourcePlan, row_key
 
 
@@ -22,6 +23,7 @@ def drop_done(pairing: PairPlan, done: set) -> int:
 
 def plan_groups(pairing: PairPlan, ctx: PlanContext, inputs: dict, *, done: set | None = None) -> SourcePlan:
     """The plan of any image source once it has paired its inputs into reference groups."""
+    pairing.groups, shard = shard_groups(pairing.groups, ctx.shard)
     if done:
         drop_done(pairing, done)
     work = plan_work(pairing.groups, resize=ctx.resize, min_sides=dict(ctx.min_sides), batch_size=ctx.batch_size,
@@ -30,7 +32,7 @@ def plan_groups(pairing: PairPlan, ctx: PlanContext, inputs: dict, *, done: set 
     dataset = PairDataset(work.chunks, alpha=ctx.alpha, max_pixels=ctx.max_pixels, alpha_color=ctx.alpha_color)
     return SourcePlan(columns=IMAGE_COLUMNS, n_pairs=work.n_pairs, dataset=dataset, failed=work.failed,
                       metric_problems=work.metric_problems, inputs=inputs, unmatched=pairing.unmatched_summary(),
-                      warnings=work.warnings)
+                      warnings=work.warnings, shard=shard)
 
 
 class FolderSource:

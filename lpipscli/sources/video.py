@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from lpipscli.errors import UsageError
 from lpipscli.io.dataset import VideoDataset, size_problems
+from lpipscli.shard import shard_video_plan
 from lpipscli.sources.base import VIDEO_COLUMNS, PlanContext, SourcePlan
 
 
@@ -34,6 +35,8 @@ class VideoSource:
                              "(use drop, white or black)")
         plan = plan_video(cfg.ref, list(cfg.dists), start=opts.start, max_frames=opts.max_frames, step=opts.step,
                           offset=opts.offset, frames=opts.frames, resize=ctx.resize)
+        grid = (plan.ref_indices.start, plan.ref_indices.step)  # of the whole run (--heatmap-every counts on it)
+        plan, shard = shard_video_plan(plan, ctx.shard)  # after the alignment checks on the whole sources
         height, width = plan.ref.height, plan.ref.width
         if ctx.max_pixels is not None and width * height > ctx.max_pixels:
             raise UsageError(f"{plan.ref.path}: frames are {width}x{height} = {width * height} px, more than "
@@ -64,5 +67,5 @@ class VideoSource:
         return SourcePlan(
             columns=VIDEO_COLUMNS, n_pairs=max(0, n_pairs), dataset=dataset, metric_problems=problems,
             warnings=warnings, inputs={"ref": str(cfg.ref), "dists": labels}, workers=1,
-            frame_grid=(plan.ref_indices.start, plan.ref_indices.step), fps=plan.ref.fps, video=video,
+            frame_grid=grid, fps=plan.ref.fps, video=video, shard=shard,
         )
