@@ -279,8 +279,12 @@ class PerceptualDistance(nn.Module):
 def channel_plan(
     ensemble: Ensemble, nodes: Sequence[str], *, select: str = "all", channel_weights: str = "uniform",
     pe: Mapping[str, Sequence[float]] | None = None, pe_keys: Mapping[str, str] | None = None,
+    cache: dict | None = None,
 ) -> tuple[list[dict[str, Tensor]], list[dict[str, Tensor]], dict | None]:
     """Channel indices and weights per member and node from PE (computed, or given in ``pe``).
+
+    ``cache`` (a dict owned by the caller) keeps computed PE per ``(member, node)`` so that several
+    definitions on one shared ensemble compute it once.
 
     Returns:
         ``(channel_index, channel_weights, pe_record)``: lists with one dict per member (empty lists when
@@ -307,9 +311,13 @@ def channel_plan(
         scores.append(table)
         record = {"source": "given", "settings": None}
     else:
-        for member in ensemble.members:
-            result = pe_mod.perceptual_efficacy(member, nodes)
-            scores.append({node: torch.as_tensor(result[node]["pe"]) for node in nodes})
+        cache = {} if cache is None else cache
+        for k, member in enumerate(ensemble.members):
+            missing = [node for node in nodes if (k, node) not in cache]
+            if missing:
+                result = pe_mod.perceptual_efficacy(member, missing)
+                cache.update({(k, node): torch.as_tensor(result[node]["pe"]) for node in missing})
+            scores.append({node: cache[(k, node)] for node in nodes})
         record = {"source": "computed per member", "settings": pe_mod.DECISIONS}
     index, cweights = [], []
     for table in scores:
