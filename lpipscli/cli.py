@@ -456,6 +456,10 @@ def weights_download(
         raise _fail(str(exc), exc.exit_code) from None
 
 
+from lpipscli.commands.features import register as _register_feature_commands  # noqa: E402 (no torch)
+_register_feature_commands(app)
+
+
 def main() -> None:
     """Console-script entry point: errors become one line on stderr and a distinct exit code."""
     # Idle OpenMP threads yield instead of spinning, so decoding workers and compute share cores well.
