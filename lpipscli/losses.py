@@ -180,11 +180,11 @@ class PatchMMDLoss(_RangeLoss):
 
     def __init__(self, *, exact: bool = False, input_range=(0, 1), reduction: str = "mean", **kwargs):
         super().__init__(input_range, reduction)
-        from lpipscli.metrics import mmd as mmd_mod
+        from lpipscli.metrics.mmd import MMD_DEFAULTS, MMD_RFF_DEFAULTS
 
         self.name = "PatchMMDLoss"
         self.exact = exact
-        defaults = mmd_mod.MMD_DEFAULTS if exact else mmd_mod.MMD_RFF_DEFAULTS
+        defaults = MMD_DEFAULTS if exact else MMD_RFF_DEFAULTS
         unknown = sorted(set(kwargs) - set(defaults))
         if unknown:
             raise UsageError(f"PatchMMDLoss: unknown setting {', '.join(unknown)} (known: {', '.join(defaults)})")
