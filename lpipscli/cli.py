@@ -456,7 +456,7 @@ def weights_download(
         raise _fail(str(exc), exc.exit_code) from None
 
 
-from lpipscli.commands.features import register as _register_feature_commands  # noqa: E402 (no torch)
+from lpipscli.commands.features import register as _register_feature_commands  # noqa: E402, I001 (imports no torch)
 _register_feature_commands(app)
 
 

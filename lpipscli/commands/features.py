@@ -67,7 +67,8 @@ def pe_rank(
     ppd: Annotated[float, typer.Option(help="Pixels per degree of visual angle (DECISION, recorded).")] = 60.0,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     plot: Annotated[Path | None, typer.Option(
-        "--plot", help="Also draw each layer's tuning curves and PE distribution into this folder (matplotlib).")] = None,
+        "--plot", help="Also draw each layer's tuning curves and PE distribution into this folder "
+        "(needs matplotlib).")] = None,
     allow_unverified_weights: Annotated[bool, typer.Option(
         help="Accept a checkpoint whose sha256 does not match the pinned value.")] = False,
 ) -> None:

@@ -417,9 +417,10 @@ def definition_specs(define: Sequence[str] | None, metrics_file: Path | None) ->
                         f"W={s['window']}, S={s['stride']}, {s['members']} random network(s), seed {s['seed']}")
             cost = f"{s['depth']} x {s['width']}^2 MAC per pixel"
         else:
-            measures = (f"perceptual distance ({s['distance']}) on {s['net']} "
-                        f"({'random x' + str(s['members']) if s['weights'] == 'random' else 'ImageNet'}) "
-                        f"layers {'+'.join(s['layers'])}" + (f", channels {s['select']}" if s["select"] != "all" else ""))
+            source = f"random x{s['members']}" if s["weights"] == "random" else "ImageNet"
+            selection = f", channels {s['select']}" if s["select"] != "all" else ""
+            measures = (f"perceptual distance ({s['distance']}) on {s['net']} ({source}) "
+                        f"layers {'+'.join(s['layers'])}{selection}")
             cost = "one backbone forward per image, shared by the definitions on that backbone"
         specs.append(MetricSpec(
             key=d.name, fn=functools.partial(_direct, run, d), measures=measures,
