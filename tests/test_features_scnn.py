@@ -18,6 +18,10 @@ def test_paper_defaults():
     assert tuple(net.convs[0].weight.shape) == (1024, 3, 3, 3)
     assert all(tuple(c.weight.shape) == (1024, 1024, 1, 1) for c in net.convs[1:])
     assert {"init", "padding", "pooling", "normalization", "distance"} <= set(SCNN_DECISIONS)
+    # He-normal weights: standard deviation sqrt(2 / fan_in)
+    assert float(net.convs[0].weight.std()) == pytest.approx((2 / 27) ** 0.5, rel=0.02)
+    assert float(net.convs[3].weight.std()) == pytest.approx((2 / 1024) ** 0.5, rel=0.01)
+    assert all(c.bias is None for c in net.convs)
 
 
 def test_shapes_unit_norm_and_small_sides():
@@ -40,7 +44,7 @@ def test_distance_recomputed_by_hand():
     def by_hand(x):
         h = F.pad(2 * x - 1, (1, 1, 1, 1), mode="reflect")
         for conv in net.convs:
-            h = torch.relu(F.conv2d(h, conv.weight, conv.bias))
+            h = torch.relu(F.conv2d(h, conv.weight))
         pooled = torch.stack([h[:, :, i:i + 16, j:j + 16].mean(dim=(2, 3))
                               for i in range(0, 36 - 16 + 1, 8) for j in range(0, 36 - 16 + 1, 8)], dim=-1)
         return pooled / (pooled.norm(dim=1, keepdim=True) + 1e-10)

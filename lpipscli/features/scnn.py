@@ -27,9 +27,11 @@ SCNN_DEFAULTS: dict[str, object] = {
 SCNN_DECISIONS: dict[str, object] = {
     "input": "[0,1] mapped to [-1,1] by 2x-1 (as mmd); gray replicated to RGB",
     "padding": "reflect by patch_size//2 before the PxP convolution: one patch per pixel (as mmd)",
-    "init": "PyTorch's default Conv2d initialisation (kaiming_uniform a=sqrt(5) weights, uniform "
-    "+-1/sqrt(fan_in) biases), drawn after torch.manual_seed(seed + k) on the CPU inside fork_rng (member k)",
-    "biases": "yes, every convolution",
+    "init": "He-normal weights N(0, 2/fan_in), drawn layer by layer from torch.Generator('cpu')"
+    ".manual_seed(seed + k) for member k, then moved to the device (PyTorch's default init shrinks the signal "
+    "~2.4x per ReLU layer: at D=6 the pooled features were bias-dominated, distances ~1e-7, and their rank "
+    "correlation with mmd lower, 0.77 vs 0.90 on 16 crops of ../shared/data at C=256)",
+    "biases": "none",
     "relu": "after every convolution (the PxP one and each of the D 1x1 ones)",
     "pooling": "average pooling window x window, stride `stride`, only windows that fit; a side shorter than "
     "`window` uses one window spanning that side (as mmd)",
@@ -71,10 +73,14 @@ class SimpleCNN(nn.Module):
             raise UsageError(f"scnn: depth must be a non-negative integer, got {depth!r}")
         self.patch_size, self.depth, self.width = patch_size, depth, width
         self.window, self.stride, self.seed = window, stride, seed
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            layers = [nn.Conv2d(in_channels, width, patch_size)]
-            layers += [nn.Conv2d(width, width, 1) for _ in range(depth)]
+        with torch.device("meta"):
+            layers = [nn.Conv2d(in_channels, width, patch_size, bias=False)]
+            layers += [nn.Conv2d(width, width, 1, bias=False) for _ in range(depth)]
+        generator = torch.Generator().manual_seed(seed)
+        for conv in layers:
+            fan_in = conv.weight[0].numel()
+            weight = torch.randn(conv.weight.shape, generator=generator) * (2.0 / fan_in) ** 0.5
+            conv.weight = nn.Parameter(weight, requires_grad=False)
         self.convs = nn.ModuleList(layers)
         if zero_mean_first:
             with torch.no_grad():
