@@ -16,7 +16,7 @@ import torchvision
 
 from lpipscli.errors import UsageError, WeightsError
 from lpipscli.features import backbones
-from lpipscli.features.perceptual import PerceptualDistance
+from lpipscli.features.perceptual import PerceptualDistance, ensemble_vote
 from lpipscli.testing import seeded_state_dict, write_seeded_backbones
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1)
@@ -224,3 +224,11 @@ def test_random_resnet_and_googlenet_build_and_score(images):
         d = PerceptualDistance(net, layers, weights="random", members=1)
         value = d(ref, dist)
         assert value.shape == (2,) and torch.isfinite(value).all() and float(value.min()) > 0, net
+
+
+def test_ensemble_vote_counts_members():
+    d0 = torch.tensor([[1.0, 2.0, 3.0], [1.0, 5.0, 3.0], [4.0, 5.0, 3.0], [1.0, 5.0, 3.0]])
+    d1 = torch.tensor([[2.0, 1.0, 3.0], [2.0, 1.0, 3.0], [2.0, 9.0, 3.0], [2.0, 1.0, 3.0]])
+    assert ensemble_vote(d0, d1).tolist() == [0.75, 0.25, 0.5]
+    with pytest.raises(UsageError):
+        ensemble_vote(d0, d1[:2])

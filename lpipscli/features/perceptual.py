@@ -189,6 +189,23 @@ class PerceptualHead(nn.Module):
         return score, torch.stack(maps).mean(dim=0)
 
 
+def ensemble_vote(d0: Tensor, d1: Tensor) -> Tensor:
+    """2AFC voting of an ensemble (Amir & Weiss 2021): the fraction of members that judge ``p0`` closer.
+
+    Args:
+        d0, d1: ``(K, N)`` member distances of ``(ref, p0)`` and ``(ref, p1)``
+            (:meth:`PerceptualDistance.member_distances`).
+
+    Returns:
+        ``(N,)`` in ``[0, 1]``: mean over members of ``1[d0 < d1] + 0.5 * 1[d0 == d1]``; above 0.5 the ensemble
+        picks ``p0``.
+    """
+    if d0.shape != d1.shape or d0.dim() != 2:
+        raise UsageError(f"ensemble_vote needs two (K, N) tensors of one shape, got {tuple(d0.shape)} and "
+                         f"{tuple(d1.shape)}")
+    return ((d0 < d1).to(torch.float64) + 0.5 * (d0 == d1).to(torch.float64)).mean(dim=0)
+
+
 def gather_features(feats: Sequence[Mapping[str, Tensor]], index: Tensor | None) -> list[dict[str, Tensor]]:
     """Repeat reference features per distorted image: ``index`` ``(P,)`` into the reference batch."""
     if index is None:
