@@ -151,11 +151,11 @@ def test_subset_sizes_and_ties():
     np.testing.assert_allclose(pe.pe_weights(np.zeros(3)), [1.0, 1.0, 1.0])
 
 
-def test_pe_rank_cli_writes_json_and_plots(tmp_path):
+def test_pe_rank_cli_writes_json(tmp_path):
     out = tmp_path / "pe.json"
     result = CliRunner().invoke(app, [
         "pe-rank", "--net", "squeezenet1_1", "--weights", "random", "--seed", "3", "--layers", "relu1,fire3",
-        "--size", "32", "--ppd", "16", "-o", str(out), "--plot", str(tmp_path / "plots"),
+        "--size", "32", "--ppd", "16", "-o", str(out),
     ])
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
@@ -167,8 +167,23 @@ def test_pe_rank_cli_writes_json_and_plots(tmp_path):
     for entry in data["layers"].values():
         score = np.asarray(entry["pe"])
         assert score.size == entry["channels"] and np.all(score >= 0) and score.sum() <= 1 + 1e-9
-        assert np.asarray(entry["freq_response"]).shape == (entry["channels"], len(pe.FREQUENCIES))
+        assert np.asarray(entry["freq_response"]).shape == (entry["channels"], 16)  # 0.5 .. 8 c/deg at 16 ppd
+    assert data["decisions"]["frequencies_cpd"][-1] == 8.0
+    again = tmp_path / "again.json"
+    CliRunner().invoke(app, ["pe-rank", "--net", "squeeze", "--weights", "random", "--seed", "3", "--layers",
+                             "relu1,fire3", "--size", "32", "--ppd", "16", "-o", str(again)])
+    assert json.loads(again.read_text())["layers"] == data["layers"]  # deterministic for a seed
+
+
+def test_pe_rank_plots(tmp_path):
+    pytest.importorskip("matplotlib")
+    result = CliRunner().invoke(app, [
+        "pe-rank", "--net", "squeeze", "--weights", "random", "--layers", "relu1,fire3", "--size", "32",
+        "-o", str(tmp_path / "pe.json"), "--plot", str(tmp_path / "plots"),
+    ])
+    assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["pe_fire3.png", "pe_relu1.png"]
+    assert (tmp_path / "plots" / "pe_relu1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_pe_rank_plot_without_matplotlib_is_one_line(tmp_path, monkeypatch):
@@ -180,3 +195,9 @@ def test_pe_rank_plot_without_matplotlib_is_one_line(tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert "needs matplotlib" in result.output and "pip install matplotlib" in result.output
     assert not (tmp_path / "pe.json").exists()
+
+
+def test_pe_rank_refuses_a_ppd_that_aliases_the_csf_peak(tmp_path):
+    result = CliRunner().invoke(app, ["pe-rank", "--net", "squeeze", "--weights", "random", "--layers", "relu1",
+                                      "--ppd", "12", "-o", str(tmp_path / "pe.json")])
+    assert result.exit_code == 2 and "Nyquist" in result.output

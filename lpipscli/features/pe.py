@@ -36,8 +36,13 @@ MEAN_LUMINANCE = 0.5
 AMPLITUDE = 0.5
 #: A single phase (cosine phase 0 at the centre); no window (the grating fills the stimulus).
 PHASE = 0.0
-#: Radial gratings: frequencies 0.5, 1.0, ..., 30 c/deg (the Nyquist limit at 60 ppd).
-FREQUENCIES = tuple(0.5 * k for k in range(1, 61))
+#: Radial gratings: frequencies 0.5, 1.0, ... c/deg up to the Nyquist limit ``ppd / 2`` (30 at 60 ppd).
+def frequencies_for(ppd: float) -> tuple[float, ...]:
+    """The radial gratings' frequencies at ``ppd`` pixels per degree: 0.5 c/deg steps up to ``ppd / 2``."""
+    return tuple(0.5 * k for k in range(1, int(ppd) + 1))
+
+
+FREQUENCIES = frequencies_for(PIXELS_PER_DEGREE)
 #: Oriented gratings: 0, 7.5, ..., 172.5 degrees (a half turn); theta = 0 varies along x (vertical bars),
 #: angles grow clockwise on screen (image y points down).
 ORIENTATIONS = tuple(7.5 * k for k in range(24))
@@ -236,18 +241,23 @@ def rank(
     """
     from lpipscli.features.backbones import RANDOM_INIT, ZERO_MEAN_FIRST, Backbone
 
+    if ppd / 2 <= PEAK_FREQUENCY:
+        raise UsageError(f"--ppd {ppd} puts the CSF peak ({PEAK_FREQUENCY:.2f} c/deg) above the Nyquist limit "
+                         f"({ppd / 2:g} c/deg): use more than {2 * PEAK_FREQUENCY:.1f} pixels per degree")
+    frequencies = frequencies_for(ppd)
     backbone = Backbone(net, layers, weights=weights, seed=seed, zero_mean_first=zero_mean_first,
                         normalize=normalize, allow_unverified=allow_unverified).to(device)
     from lpipscli.features.backbones import resolve_layer
 
     nodes = [resolve_layer(backbone.arch, layer) for layer in layers]
-    result = perceptual_efficacy(backbone, list(dict.fromkeys(nodes)), size=size, ppd=ppd, device=device)
+    result = perceptual_efficacy(backbone, list(dict.fromkeys(nodes)), size=size, ppd=ppd, device=device,
+                                 frequencies=frequencies)
     if backbone.record is not None:
         weights_info = {"kind": "imagenet", **backbone.record.as_dict()}
     else:
         weights_info = {"kind": "random", "seed": seed, "init": RANDOM_INIT,
                         "zero_mean_first": ZERO_MEAN_FIRST if zero_mean_first else False}
-    decisions = {**DECISIONS, "stimulus_size": size, "pixels_per_degree": ppd}
+    decisions = {**DECISIONS, "stimulus_size": size, "pixels_per_degree": ppd, "frequencies_cpd": list(frequencies)}
     return {
         "net": backbone.arch,
         "weights": weights_info,
