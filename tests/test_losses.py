@@ -81,7 +81,7 @@ def _optimise(loss_fn, size: int, steps: int = 40, lr: float = 0.05) -> tuple[fl
 
 # (loss, least PSNR gain in dB after 40 steps). Measured here: ssim +11.3, ms_ssim +11.6 (40 steps), exact mmd +18
 # (60 steps),
-# random-network perceptual +2.9, mmd_pp +1.5, LPIPS squeeze with seeded random backbones +0.4 (random
+# random-network perceptual +4.1, mmd_pp +1.5, LPIPS squeeze (24x24) with seeded random backbones +0.5 (random
 # features constrain little). mmd_rff: the loss falls but PSNR does not rise (14.4 -> 13.4..13.9 dB with 256 to
 # 4096 features): a finite set of random features can be matched without matching the patch distribution,
 # so only the fall of the loss is asserted for it.
@@ -95,9 +95,9 @@ _CASES = {
 def test_adam_from_noise_lowers_each_loss_and_raises_psnr(torch_home, name):
     size = 32
     if name == "lpips_squeeze":
-        loss = losses.LPIPSLoss("squeeze", allow_unverified=True)
+        loss, size = losses.LPIPSLoss("squeeze", allow_unverified=True), 24
     elif name == "perceptual_random":
-        loss = losses.PerceptualLoss("squeeze", ["relu1", "fire3", "fire5"], weights="random", members=2)
+        loss = losses.PerceptualLoss("squeeze", ["relu1", "fire3"], weights="random", members=1)
     elif name == "ssim":
         loss = losses.SSIMLoss()
     elif name == "ms_ssim":
