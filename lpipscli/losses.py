@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -65,6 +66,8 @@ class _RangeLoss(nn.Module):
         lo, hi = self.input_range
         with torch.no_grad():
             low, high = float(x.min()), float(x.max())
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise MetricInputError(f"{self.name}: {which} holds NaN or infinite values")
         if low < lo - RANGE_TOLERANCE or high > hi + RANGE_TOLERANCE:
             hint = " (did you pass [0, 1] images to a (-1, 1) loss, or the reverse?)"
             raise MetricInputError(

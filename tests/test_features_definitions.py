@@ -138,3 +138,19 @@ def test_definitions_on_one_backbone_share_one_forward_pass(torch_home, batch):
     assert seen == [2, 3]  # each reference once (R = 2), each distorted image once (P = 3), for both
     assert built["a"].shared.forward_passes == 1
     assert set(built["a"].shared.ensemble.nodes) == {"features.1", "features.4"}
+
+
+def test_pe_file_of_other_weights_is_refused(torch_home, tmp_path):
+    scores = np.linspace(0, 1, 64).tolist()
+    layers = {"relu1": {"node": "features.1", "pe": scores}}
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"net": "squeezenet1_1", "weights": {"kind": "imagenet", "sha256": "0" * 64},
+                                 "layers": layers}))
+    spec = definition_specs([f"a=net=squeeze,layers=relu1,select=H-10,pe_file={wrong}"], None)[0]
+    with pytest.raises(UsageError, match="sha256"):
+        spec.build("cpu", allow_unverified=True)
+    other_net = tmp_path / "alex.json"
+    other_net.write_text(json.dumps({"net": "alexnet", "layers": layers}))
+    spec = definition_specs([f"b=net=squeeze,layers=relu1,select=H-10,pe_file={other_net}"], None)[0]
+    with pytest.raises(UsageError, match="alexnet"):
+        spec.build("cpu", allow_unverified=True)

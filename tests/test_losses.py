@@ -144,6 +144,8 @@ def test_values_outside_the_declared_range_raise():
     x = torch.rand(1, 3, 16, 16)
     with pytest.raises(MetricInputError, match=r"outside input_range \(0.0, 1.0\)"):
         loss(2 * x - 1, x)  # [-1, 1] images given to a [0, 1] loss
+    with pytest.raises(MetricInputError, match="NaN"):
+        loss(torch.full_like(x, float("nan")), x)
     signed = losses.SSIMLoss(input_range=(-1, 1))
     assert float(signed(2 * x - 1, 2 * x - 1)) == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(UsageError, match="input_range"):

@@ -335,12 +335,17 @@ class _Run:
             raise UsageError(f"{definition.name} takes no settings on the command line: edit its definition")
         if definition.kind == "scnn":
             return _scnn_runner(definition, str(device)), ()
-        from lpipscli.features.pe import load_pe_file
+        from lpipscli.features.pe import check_pe_weights, load_pe_file
         from lpipscli.features.perceptual import PerceptualHead, channel_plan, gather_features
 
         s = definition.settings
         shared = self.shared_features(definition, device, allow_unverified)
-        pe = load_pe_file(s["pe_file"], s["net"]) if "pe_file" in s else None
+        pe = None
+        if "pe_file" in s:
+            pe, info = load_pe_file(s["pe_file"], s["net"], with_weights=True)
+            records = shared.ensemble.records
+            check_pe_weights(s["pe_file"], info, sha256=records[0].sha256 if records else None,
+                             seed=s["seed"] if s["weights"] == "random" else None)
         index, cweights, _ = channel_plan(shared.ensemble, s["nodes"], select=s["select"],
                                           channel_weights=s["channel_weights"], pe=pe,
                                           pe_keys=dict(zip(s["nodes"], s["layers"], strict=True)),

@@ -274,8 +274,27 @@ def rank(
     }
 
 
-def load_pe_file(path, net: str) -> dict[str, list[float]]:
-    """``{layer or node: PE list}`` from a ``pe-rank`` JSON file, checked to describe ``net``."""
+def check_pe_weights(path, info: Mapping | None, *, sha256: str | None, seed: int | None) -> None:
+    """Refuse a ``pe-rank`` file made with other weights than the network it is applied to.
+
+    Args:
+        path: the file (for the message).
+        info: its ``weights`` entry (None when the file has none: nothing to check).
+        sha256: the applied network's checkpoint digest (trained weights), else None.
+        seed: the applied network's seed (random weights), else None.
+    """
+    if not info:
+        return
+    if sha256 is not None and info.get("sha256") not in (None, sha256):
+        raise UsageError(f"{path} ranks the channels of weights with sha256 {str(info.get('sha256'))[:16]}..., "
+                         f"not of the checkpoint in use ({sha256[:16]}...): run `lpips pe-rank` again")
+    if seed is not None and (info.get("kind") != "random" or info.get("seed") != seed):
+        raise UsageError(f"{path} was not made with random weights of seed {seed}: run `lpips pe-rank` again")
+
+
+def load_pe_file(path, net: str, *, with_weights: bool = False):
+    """``{layer or node: PE list}`` from a ``pe-rank`` JSON file, checked to describe ``net``; with
+    ``with_weights`` also the file's ``weights`` entry (or None)."""
     import json
     from pathlib import Path
 
@@ -293,7 +312,7 @@ def load_pe_file(path, net: str) -> dict[str, list[float]]:
     for layer, entry in layers.items():
         out[layer] = entry["pe"]
         out[entry["node"]] = entry["pe"]
-    return out
+    return (out, data.get("weights")) if with_weights else out
 
 
 def plot(result: dict, folder) -> list:
