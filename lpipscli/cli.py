@@ -106,7 +106,8 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _parse_metrics(metric: list[str] | None, net: list[str] | None) -> tuple[str, ...]:
+def _parse_metrics(metric: list[str] | None, net: list[str] | None, defined: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The run's metric keys: ``--metric``/``--net`` keys, then named definitions; the default set when none."""
     from lpipscli.metrics import DEFAULT_METRICS, REGISTRY
 
     keys: list[str] = []
@@ -114,6 +115,7 @@ def _parse_metrics(metric: list[str] | None, net: list[str] | None) -> tuple[str
         keys.extend(k.strip() for k in item.split(",") if k.strip())
     for item in net or []:
         keys.extend(f"lpips_{n.strip()}" for n in item.split(",") if n.strip())
+    keys.extend(defined)
     if not keys:
         keys = list(DEFAULT_METRICS)
     unknown = [k for k in keys if k not in REGISTRY]
@@ -135,6 +137,13 @@ def compare(
     metric: Annotated[list[str] | None, typer.Option(
         "--metric", "-m", help="Metric keys, comma-separated or repeated (see `lpips metrics`). "
         "Default: lpips_alex,ssim,psnr.", rich_help_panel="Metrics")] = None,
+    define: Annotated[list[str] | None, typer.Option(
+        "--define", help="A named deep-feature metric, repeatable: NAME=key=value,... (e.g. "
+        "'vgg_h10=net=vgg16,layers=relu2_2+relu4_2,select=H-10'); NAME is its column and gate name. With "
+        "--define or --metrics-file and no --metric, only the definitions run.", rich_help_panel="Metrics")] = None,
+    metrics_file: Annotated[Path | None, typer.Option(
+        "--metrics-file", help="A TOML file of named definitions ([metrics.NAME] tables); see the README.",
+        rich_help_panel="Metrics")] = None,
     net: Annotated[list[str] | None, typer.Option(
         "--net", help="Shorthand for --metric lpips_NET (alex, vgg, squeeze).", rich_help_panel="Metrics")] = None,
     lpips_version: Annotated[LpipsVersion, typer.Option("--lpips-version", help="LPIPS heads version.",
@@ -265,10 +274,14 @@ def compare(
     Folders are walked recursively and files pair by relative path without extension
     (ref/a/b.png with out/a/b.jpg); several distorted folders can share one reference folder.
     """
+    from contextlib import ExitStack
+
     from lpipscli.config import RunConfig
     from lpipscli.io.decoding import DEFAULT_MAX_PIXELS
 
+    run_scoped = ExitStack()
     try:
+        defined = _definitions(run_scoped, define, metrics_file)
         if pairs is not None and (ref is not None or dists):
             raise UsageError("--pairs replaces REF DISTS: give one or the other")
         if pairs is None and (ref is None or not dists):
@@ -276,7 +289,7 @@ def compare(
         from lpipscli.shard import parse_shard
 
         config = RunConfig(
-            ref=ref, dists=tuple(dists or ()), pairs=pairs, tf32=tf32, metrics=_parse_metrics(metric, net),
+            ref=ref, dists=tuple(dists or ()), pairs=pairs, tf32=tf32, metrics=_parse_metrics(metric, net, defined),
             shard=parse_shard(shard),
             metric_params={},
             device=device, workers=workers, batch_size=batch_size, max_batch_pixels=max_batch_pixels,
@@ -305,7 +318,21 @@ def compare(
         code = run_compare(config, output, fmt.value if fmt else None, quiet, reports, resume)
     except LpipsCliError as exc:
         raise _fail(str(exc), exc.exit_code) from None
+    finally:
+        run_scoped.close()
     raise typer.Exit(code)
+
+
+def _definitions(stack, define: list[str] | None, metrics_file: Path | None) -> tuple[str, ...]:
+    """Register the run's named definitions (``--define``, ``--metrics-file``) until ``stack`` closes."""
+    if not define and metrics_file is None:
+        return ()
+    from lpipscli.features.definitions import definition_specs
+    from lpipscli.metrics import registered
+
+    specs = definition_specs(define, metrics_file)
+    stack.enter_context(registered(specs))
+    return tuple(s.key for s in specs)
 
 
 def _video_options(ref, dists, pair_by, start, max_frames, step, offset, frames, heatmap_video, heatmap_every=1):
@@ -611,6 +638,9 @@ def weights_download(
 from lpipscli.commands.report import report as _report  # noqa: E402 - torch-free; registered after the others
 
 app.command("report")(_report)
+
+from lpipscli.commands.features import register as _register_feature_commands  # noqa: E402, I001 (imports no torch)
+_register_feature_commands(app)
 
 
 def main() -> None:

@@ -67,6 +67,23 @@ HEADS: dict[tuple[str, str], str] = {
 NETS = tuple(BACKBONES)
 VERSIONS = ("0.1", "0.0")
 
+#: Every torchvision classification backbone the feature distances (``lpipscli.features``) accept, keyed by
+#: torchvision's architecture name. The first three are the LPIPS backbones above (full sha256 pinned). For
+#: the others only the sha256 prefix that torchvision puts in the file name is known here: they are checked
+#: the way torchvision's own ``check_hash`` checks a download (the digest must start with that prefix), and
+#: the record says so (``expected_sha256`` is the prefix). ResNet-50 is IMAGENET1K_V1, the classic weights.
+FEATURE_BACKBONES: dict[str, BackboneFile] = {
+    "alexnet": BACKBONES["alex"],
+    "vgg16": BACKBONES["vgg"],
+    "squeezenet1_1": BACKBONES["squeeze"],
+    "vgg19": BackboneFile("vgg19", "vgg19", "vgg19-dcbb9e9d.pth", "dcbb9e9d", None),
+    "resnet50": BackboneFile("resnet50", "resnet50", "resnet50-0676ba61.pth", "0676ba61", None),
+    "shufflenet_v2_x1_0": BackboneFile(
+        "shufflenet_v2_x1_0", "shufflenet_v2_x1_0", "shufflenetv2_x1-5666bf0f80.pth", "5666bf0f80", None
+    ),
+    "googlenet": BackboneFile("googlenet", "googlenet", "googlenet-1378be20.pth", "1378be20", None),
+}
+
 
 @dataclass(frozen=True)
 class WeightRecord:
@@ -135,7 +152,8 @@ def sha256_file(path: Path) -> str:
 
 def _verify(path: Path, expected: str, role: str, allow_unverified: bool) -> WeightRecord:
     actual = sha256_file(path)
-    verified = actual == expected
+    # a full digest must match; a file-name prefix (FEATURE_BACKBONES) is checked as torchvision does
+    verified = actual == expected if len(expected) == 64 else actual.startswith(expected)
     if not verified and not allow_unverified:
         raise WeightsError(
             f"{role} weights {path} have sha256 {actual[:16]}..., expected {expected[:16]}...: refusing them "
@@ -183,6 +201,27 @@ def load_backbone(net: str, *, allow_unverified: bool = False) -> tuple[dict, We
     return _load(path, f"{net} backbone"), record
 
 
+def load_feature_backbone(arch: str, *, allow_unverified: bool = False) -> tuple[dict, WeightRecord]:
+    """Load and verify the torchvision ImageNet checkpoint of architecture ``arch`` (``FEATURE_BACKBONES``).
+
+    Raises:
+        WeightsError: unknown architecture, missing file (one line naming the file and the folder),
+            a sha256 mismatch without ``allow_unverified``, or an unloadable file.
+    """
+    if arch not in FEATURE_BACKBONES:
+        raise WeightsError(f"no ImageNet weights known for {arch!r}; known: {', '.join(FEATURE_BACKBONES)}")
+    info = FEATURE_BACKBONES[arch]
+    path = checkpoint_dir() / info.filename
+    allow_unverified = allow_unverified or allow_unverified_from_env()
+    if not path.is_file():
+        raise WeightsError(
+            f"{arch} needs {info.filename} in {path.parent}, and it is not there: fetch {info.url} into that "
+            f"folder (TORCH_HOME moves the cache), or use random weights (weights=random)"
+        )
+    record = _verify(path, info.sha256, f"{arch} backbone", allow_unverified)
+    return _load(path, record.role), record
+
+
 def load_head(net: str, version: str, *, allow_unverified: bool = False) -> tuple[dict, WeightRecord]:
     """Load and verify the calibrated LPIPS head of ``net`` (version '0.1' or '0.0')."""
     path = heads_dir(version) / f"{net}.pth"
@@ -221,12 +260,13 @@ def status() -> list[dict]:
 
 
 def download(net: str, *, progress: bool = True) -> Path:
-    """Fetch the backbone of ``net`` into the cache, checking its full sha256."""
+    """Fetch the backbone of ``net`` (an LPIPS net or a ``FEATURE_BACKBONES`` architecture) into the cache,
+    checking its sha256 (the full digest, or torchvision's file-name prefix where only that is known)."""
     import torch.hub
 
-    info = BACKBONES[net]
-    path = backbone_path(net)
-    if path.is_file() and sha256_file(path) == info.sha256:
+    info = BACKBONES[net] if net in BACKBONES else FEATURE_BACKBONES[net]
+    path = checkpoint_dir() / info.filename
+    if path.is_file() and sha256_file(path).startswith(info.sha256):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -397,3 +397,41 @@ def test_alpha_mask_scores_psnr_over_opaque_pixels_only(tmp_path, cli):
     mse = np.mean(((ref_c - dist_c) ** 2)[keep])
     assert abs(float(row["psnr"]) - 10 * np.log10(1 / mse)) <= 1e-4
     assert math.isfinite(float(row["ssim"]))  # ssim scores the composited images
+
+
+# --------------------------------------------------------------------------------------------------
+# named deep-feature definitions through compare (the distances themselves: tests/test_features_*.py)
+
+
+def test_define_and_metrics_file_run_as_columns_sharing_one_pass(tmp_path, cli, torch_home):
+    import torch
+
+    from lpipscli.features.definitions import definition_specs
+
+    arrays = _images(tmp_path, ["a", "b"], size=(48, 48))
+    toml = tmp_path / "defs.toml"
+    toml.write_text('[metrics.alex_mse]\nnet = "alexnet"\nlayers = ["features.1", "features.4"]\n'
+                    'distance = "mse"\nweights = "random"\nmembers = 2\nseed = 3\n')
+    define = "alex_l2=net=alexnet,layers=features.1+features.4,distance=l2,weights=random,members=2,seed=3"
+    out = tmp_path / "d.csv"
+    result = cli("compare", tmp_path / "ref", tmp_path / "out", "--define", define, "--metrics-file", toml,
+                 "-m", "psnr", "-o", out, "-q", "--fail-if", "mean(alex_mse) < 0")
+    assert result.exit_code == 0, result.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0])[5] == "psnr" and set(list(rows[0])[6:8]) == {"alex_l2", "alex_mse"}
+    # the same definitions scored directly, pair by pair, give the same values
+    specs = {s.key: s for s in definition_specs([define], toml)}
+    for key in ("alex_l2", "alex_mse"):
+        runner, _ = specs[key].build(torch.device("cpu"), allow_unverified=False)
+        for row in rows:
+            ref, dist = arrays[Path(row["dist"]).stem]
+            r = torch.from_numpy(ref).permute(2, 0, 1)[None].float() / 255
+            d = torch.from_numpy(dist).permute(2, 0, 1)[None].float() / 255
+            with torch.inference_mode():
+                expected = float(runner(r, d, None)[0])
+            assert abs(float(row[key]) - expected) <= 1e-5 * max(1.0, abs(expected))
+    prov = json.loads((tmp_path / "d.csv.meta.json").read_text())["provenance"]
+    assert prov["settings"]["metrics"]["alex_mse"]["seed"] == 3
+    from lpipscli.metrics import REGISTRY
+
+    assert "alex_mse" not in REGISTRY  # run-scoped

@@ -11,6 +11,7 @@ map scale when it has a per-pixel map).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from typing import Any
 
@@ -25,6 +26,20 @@ def register(spec: MetricSpec) -> MetricSpec:
         raise ValueError(f"metric {spec.key!r} registered twice")
     REGISTRY[spec.key] = spec
     return spec
+
+
+@contextlib.contextmanager
+def registered(specs):
+    """Register run-scoped metrics (named definitions, ``--define``) for the duration of a run."""
+    added = []
+    try:
+        for spec in specs:
+            register(spec)
+            added.append(spec.key)
+        yield
+    finally:
+        for key in added:
+            REGISTRY.pop(key, None)
 
 
 def resolve_params(key: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
