@@ -16,11 +16,11 @@ flat regions, where the variance is tiny next to ``C2 = 9e-4``. A filtered value
 error of up to ``gamma * G*|f|`` with ``gamma ~ 2 * kernel_size * u`` (``u`` the unit roundoff), so
 ``var_x + var_y`` is off by up to ``~3 gamma (G*x^2 + G*y^2)`` and the contrast-structure term by that
 over ``var_x + var_y + C2 >= C2``. In float32 (``u = 2**-24``, ``gamma ~ 1.3e-6``) this bound reaches
-``~3e-3`` per pixel on a flat mid-grey region, and centring the data (by 0.5, or per tile) or splitting the
+``~2e-3`` per pixel on a flat mid-grey region, and centring the data (by 0.5, or per tile) or splitting the
 taps into exact high parts and small low parts (integer-valued 8-bit inputs make ``x^2`` and ``xy`` exact,
 but the two passes need ``16 + 2q > 24`` bits for ``q``-bit taps) does not bring the worst case under
 the 1e-5 the README promises; measured float32 errors reached 3.3e-5 on nearly flat 8- and 16-bit images
-(3e-6 on photos). In float64 (``u = 2**-53``) the same bound is ``~5e-13`` per pixel: the result equals
+(3e-6 on photos). In float64 (``u = 2**-53``) the same bound is ``~4e-12`` per pixel: the result equals
 scikit-image's float64 computation to ~1e-12 on float64 inputs (about 1e-8 on float32 inputs, the rounding
 of the inputs themselves). CUDA convolutions (TF32) are never used.
 """
