@@ -161,7 +161,7 @@ def expected_checkpoint_shapes(net: str) -> dict[str, tuple[int, ...]]:
 
 def _normalize(feat: Tensor, eps: float = 1e-10) -> Tensor:
     """Unit-normalise over channels: ``f / (sqrt(sum_c f^2) + eps)`` (the official ``normalize_tensor``)."""
-    return feat / (torch.sqrt(torch.sum(feat * feat, dim=1, keepdim=True)) + eps)
+    return feat / (torch.linalg.vector_norm(feat, dim=1, keepdim=True) + eps)
 
 
 class LPIPS(nn.Module):
@@ -291,12 +291,17 @@ class LPIPS(nn.Module):
         total = None
         spatial = None
         for lin, f0, f1 in zip(self.lins, ref_feats, dist_feats, strict=True):
-            layer = lin((f0.float() - f1.float()) ** 2)
-            value = layer.mean(dim=(2, 3), keepdim=True)
-            total = value if total is None else total + value
-            if out_hw is not None:
+            diff = (f0.float() - f1.float()).square_()
+            if out_hw is None:
+                # the 1x1 head and the spatial mean are both linear: mean first, then one dot product per
+                # image (the head's 1-output convolution has no fast path in channels_last layout)
+                value = diff.mean(dim=(2, 3)) @ lin.weight.reshape(-1)
+            else:
+                layer = lin(diff)
+                value = layer.mean(dim=(2, 3)).reshape(-1)
                 up = F.interpolate(layer, size=out_hw, mode="bilinear", align_corners=False)
                 spatial = up if spatial is None else spatial + up
+            total = value if total is None else total + value
         scores = total.reshape(total.shape[0])
         return (scores, spatial) if out_hw is not None else scores
 
