@@ -352,3 +352,13 @@ def test_inputs_that_need_gradients_get_the_differentiable_path():
     value = ssim(ref.double(), dist)
     value.sum().backward()
     assert dist.grad is not None and dist.grad.abs().sum() > 0
+
+
+def test_memory_layout_does_not_matter():
+    ref, dist = _pair(rows=40, cols=51, batch=2, seed=10)
+    want = ssim(ref, dist)
+    last = (t.contiguous(memory_format=torch.channels_last) for t in (ref, dist))
+    assert torch.equal(ssim(*last), want)
+    wide_ref, wide_dist = (torch.cat([t, t], dim=-1) for t in (ref, dist))
+    assert torch.equal(ssim(wide_ref[..., :51], wide_dist[..., :51]), want)  # strided views
+    assert torch.equal(ref, _pair(rows=40, cols=51, batch=2, seed=10)[0])  # input untouched

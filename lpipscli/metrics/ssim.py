@@ -190,8 +190,8 @@ def _ssim_stats_opencv(
 
     taps = window.detach().cpu().numpy().astype(np.float64)
     r = taps.shape[0] // 2
-    xs = x.detach().to(COMPUTE_DTYPE).cpu().numpy()
-    ys = y.detach().to(COMPUTE_DTYPE).cpu().numpy()
+    xs = x.detach().to(COMPUTE_DTYPE).cpu().contiguous().numpy()  # read only: may share the caller's memory
+    ys = y.detach().to(COMPUTE_DTYPE).cpu().contiguous().numpy()
     n, channels, height, width = xs.shape
     out_h, out_w = height - 2 * r, width - 2 * r
     ssim_means = np.empty((n, channels))
