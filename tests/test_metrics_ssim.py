@@ -362,3 +362,19 @@ def test_memory_layout_does_not_matter():
     wide_ref, wide_dist = (torch.cat([t, t], dim=-1) for t in (ref, dist))
     assert torch.equal(ssim(wide_ref[..., :51], wide_dist[..., :51]), want)  # strided views
     assert torch.equal(ref, _pair(rows=40, cols=51, batch=2, seed=10)[0])  # input untouched
+
+
+@pytest.mark.parametrize("strip_pixels", [1, 45, 1 << 16])
+def test_strips_do_not_change_values(monkeypatch, strip_pixels):
+    """The OpenCV path cuts planes into strips of output rows (1 px: one row per strip)."""
+    ref, dist = _pair(rows=37, cols=45, batch=2, seed=11)
+    monkeypatch.setattr(ssim_module, "_BACKEND", "torch")
+    want, want_map = ssim(ref, dist, return_map=True)
+    want_ms = ms_ssim(*_pair(rows=170, cols=161, seed=12))
+    monkeypatch.setattr(ssim_module, "_BACKEND", "opencv")
+    monkeypatch.setattr(ssim_module, "_STRIP_PIXELS", strip_pixels)
+    got, got_map = ssim(ref, dist, return_map=True)
+    torch.testing.assert_close(got, want, rtol=0, atol=TOLERANCES["backends"])
+    torch.testing.assert_close(got_map, want_map, rtol=0, atol=TOLERANCES["backends"])
+    torch.testing.assert_close(ms_ssim(*_pair(rows=170, cols=161, seed=12)), want_ms, rtol=0,
+                               atol=TOLERANCES["backends"])

@@ -100,6 +100,9 @@ def _check_settings(name: str, data_range: float, kernel_size: int, sigma: float
 #: the chunk to stay in a CPU's L2 cache when that path runs on a CPU
 _CHUNK_BYTES = 2 * 1024 * 1024
 
+#: output pixels per strip of the OpenCV path (its float64 working set, ~12 maps of that size, stays in cache)
+_STRIP_PIXELS = 1 << 16
+
 #: ``"auto"``: OpenCV's separable filter on CPU tensors, torch elsewhere; ``"torch"`` or ``"opencv"`` force one
 #: (tests run both; they agree to float64 rounding).
 _BACKEND = "auto"
@@ -180,10 +183,14 @@ def _ssim_stats(
 def _ssim_stats_opencv(
     x: Tensor, y: Tensor, window: Tensor, c1: float, c2: float, return_map: bool
 ) -> tuple[Tensor, Tensor, Tensor | None]:
-    """:func:`_ssim_stats` on the CPU with OpenCV's separable float64 filter, one image plane at a time.
+    """:func:`_ssim_stats` on the CPU with OpenCV's separable float64 filter, one strip of a plane at a time.
 
-    Each plane's four moment maps stay in cache; ``cv2.sepFilter2D`` filters the full plane (its border
-    rule does not matter: only the valid region is kept).
+    A strip is up to :data:`_STRIP_PIXELS` output pixels (a whole 256x256 plane, 34 rows of a 1080p one)
+    plus the ``kernel_size - 1`` rows of context it needs, so its four moment maps and the SSIM arithmetic
+    stay in cache; ``cv2.sepFilter2D`` filters the strip (its border rule does not matter: only the valid
+    region is kept). Strips run on ``torch.get_num_threads()`` threads (OpenCV and NumPy release the GIL),
+    so a single video frame uses every thread too; their sums are added in a fixed order, so the thread
+    count never changes a value.
     """
     import cv2
     import numpy as np
@@ -194,36 +201,39 @@ def _ssim_stats_opencv(
     ys = y.detach().to(COMPUTE_DTYPE).cpu().contiguous().numpy()
     n, channels, height, width = xs.shape
     out_h, out_w = height - 2 * r, width - 2 * r
-    ssim_means = np.empty((n, channels))
-    cs_means = np.empty((n, channels))
+    rows = max(1, _STRIP_PIXELS // out_w)
+    strips = [(i, c, top) for i in range(n) for c in range(channels) for top in range(0, out_h, rows)]
     maps = np.zeros((n, 1, out_h, out_w)) if return_map else None
 
-    def valid(plane):
-        return cv2.sepFilter2D(plane, cv2.CV_64F, taps, taps)[r:r + out_h, r:r + out_w]
+    def valid(strip):
+        return cv2.sepFilter2D(strip, cv2.CV_64F, taps, taps)[r:-r or None, r:r + out_w]
 
-    def one_plane(index: int):
-        i, c = divmod(index, channels)
-        a, b = xs[i, c], ys[i, c]
+    def one_strip(item: tuple[int, int, int]):
+        i, c, top = item
+        bottom = min(top + rows, out_h) + 2 * r  # input rows top .. bottom - 1
+        a, b = xs[i, c, top:bottom], ys[i, c, top:bottom]
         ssim_map, cs_map = _combine(valid(a), valid(b), valid(a * a + b * b), valid(a * b), c1, c2)
-        ssim_means[i, c] = ssim_map.mean()
-        cs_means[i, c] = cs_map.mean()
-        return ssim_map if return_map else None
+        return float(ssim_map.sum()), float(cs_map.sum()), ssim_map if return_map else None
 
-    # OpenCV and NumPy release the GIL: planes run in parallel on torch's intra-op thread count (the
-    # engine's one knob for CPU threads), in a fixed order of results.
-    planes = n * channels
-    workers = min(torch.get_num_threads(), planes)
+    workers = min(torch.get_num_threads(), len(strips))
     if workers > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            plane_maps = list(pool.map(one_plane, range(planes)))
+            results = list(pool.map(one_strip, strips))
     else:
-        plane_maps = [one_plane(index) for index in range(planes)]
+        results = [one_strip(item) for item in strips]
+    # accumulated here, in strip order: deterministic whatever the threads
+    ssim_sums = np.zeros((n, channels))
+    cs_sums = np.zeros((n, channels))
+    for (i, c, top), (ssim_sum, cs_sum, strip_map) in zip(strips, results, strict=True):
+        ssim_sums[i, c] += ssim_sum
+        cs_sums[i, c] += cs_sum
+        if return_map:
+            maps[i, 0, top:top + strip_map.shape[0]] += strip_map
     if return_map:
-        for index, plane_map in enumerate(plane_maps):
-            maps[index // channels, 0] += plane_map
         maps /= channels
     to = functools.partial(torch.as_tensor, dtype=COMPUTE_DTYPE, device=x.device)
-    return to(ssim_means), to(cs_means), to(maps) if return_map else None
+    count = out_h * out_w
+    return to(ssim_sums / count), to(cs_sums / count), to(maps) if return_map else None
 
 
 def _ssim(
