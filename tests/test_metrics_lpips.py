@@ -281,3 +281,19 @@ def test_global_tf32_flags_are_left_alone(torch_home):
     after = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
              torch.get_float32_matmul_precision())
     assert after == before
+
+
+def test_bf16_module_ignores_a_callers_autocast(torch_home):
+    """Inside the caller's autocast the bf16 module computes exactly what it computes outside it: the backbone
+    autocast is its own, and normalisation, differences and heads are pinned to float32."""
+    fast = LPIPS("alex", allow_unverified=True, precision="bf16")
+    ref, dist = _batch(n=2)
+    with torch.inference_mode():
+        want = fast(ref, dist)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = fast(ref, dist)
+            got_map = fast.runner(ref, dist, None, with_map=True)[1]
+        want_map = fast.runner(ref, dist, None, with_map=True)[1]
+    assert got.dtype == torch.float32
+    assert torch.equal(got, want)
+    assert got_map.dtype == torch.float32 and torch.equal(got_map, want_map)

@@ -288,6 +288,10 @@ class LPIPS(nn.Module):
         Returns:
             ``(N,)`` distances, and the map when ``out_hw`` is given.
         """
+        with torch.autocast(ref_feats[0].device.type, enabled=False):  # heads in float32, even in a caller's autocast
+            return self._distance(ref_feats, dist_feats, out_hw)
+
+    def _distance(self, ref_feats: list[Tensor], dist_feats: list[Tensor], out_hw: tuple[int, int] | None):
         total = None
         spatial = None
         for lin, f0, f1 in zip(self.lins, ref_feats, dist_feats, strict=True):
