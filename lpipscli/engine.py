@@ -209,7 +209,8 @@ class Engine:
     @property
     def metric_dtypes(self) -> dict[str, str]:
         """The compute precision of each metric (what the settings record and provenance say)."""
-        return {k: REGISTRY[k].input_dtype for k in self.config.metrics}
+        return {k: "bf16 autocast (backbone), float32 heads" if self.params[k].get("precision") == "bf16"
+                else REGISTRY[k].input_dtype for k in self.config.metrics}
 
     def columns(self, plan: SourcePlan, maps: tuple[str, ...] = ()) -> tuple[str, ...]:
         extra = ("resized_from",) if self.config.resize != "none" else ()

@@ -298,3 +298,22 @@ def test_rejects_bad_pairs():
         lasi(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 9))
     with pytest.raises(MetricInputError):
         lasi(torch.rand(1, 2, 8, 8), torch.rand(1, 2, 8, 8))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_solver_threads_do_not_change_values(monkeypatch, threads):
+    """The batched solves run in slices on several threads: bit-identical to one thread."""
+    x = _to_tensor(_blocky(12, 10, 3, seed=5))  # some matrices go through the eigendecomposition too
+    y = _to_tensor(_smooth_noise(12, 10, 3, seed=6))
+    want = lasi(x, y)
+    monkeypatch.setattr(lasi_module, "_MIN_SOLVE_SLICE", 7)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        got = lasi(x, y)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(got, want)
+    assert got.item() == pytest.approx(_brute_lasi(_brute_on_unit(_blocky(12, 10, 3, seed=5)),
+                                                   _brute_on_unit(_smooth_noise(12, 10, 3, seed=6))),
+                                       rel=TOLERANCES["brute_force_rtol"])

@@ -6,6 +6,12 @@ only meaningful for these seeded weights; parity is what is tested.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -13,9 +19,18 @@ from _helpers import distort, smooth_image
 
 from lpipscli import weights
 from lpipscli.errors import MetricInputError, WeightsError
-from lpipscli.metrics.lpips import LPIPS, lpips
+from lpipscli.metrics.lpips import LPIPS, backbone_features, expected_checkpoint_shapes, lpips
 
-TOLERANCES = {"official_parity": (1e-5, 0.0), "batched_vs_single": (1e-6, 1e-5), "map_mean": (1e-6, 0.0)}
+TOLERANCES = {
+    "official_parity": (1e-5, 0.0),
+    "batched_vs_single": (1e-6, 1e-5),
+    "map_mean": (1e-6, 0.0),
+    # channels_last only reorders the float32 sums of the convolutions
+    "channels_last": (1e-6, 0.0),
+    # largest |bf16 - float32| on the seeded-weights pairs below (64x64, Gaussian noise 12/255), measured
+    # 4.4e-5 (alex), 2.3e-5 (vgg), 4.8e-4 (squeeze), with a margin of about 4x
+    "bf16_vs_float32": {"alex": 2e-4, "vgg": 2e-4, "squeeze": 2e-3},
+}
 
 lpips_official = pytest.importorskip("lpips")
 
@@ -155,3 +170,130 @@ def test_heads_load_strictly_with_remapped_keys(torch_home):
     official_state = torch.load(weights.heads_dir("0.1") / "vgg.pth", map_location="cpu", weights_only=True)
     for k, lin in enumerate(module.lins):
         np.testing.assert_array_equal(lin.weight.numpy(), official_state[f"lin{k}.model.1.weight"].numpy())
+
+
+# --------------------------------------------------------------------------- backbones without torchvision
+@pytest.mark.parametrize("net,arch", [("alex", "alexnet"), ("vgg", "vgg16"), ("squeeze", "squeezenet1_1")])
+def test_feature_stacks_have_torchvision_layout(net, arch):
+    torchvision = pytest.importorskip("torchvision")
+    with torch.device("meta"):
+        reference = getattr(torchvision.models, arch)(weights=None)
+        ours = backbone_features(net)
+    want = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
+    assert expected_checkpoint_shapes(net) == want
+    assert {f"features.{k}": tuple(v.shape) for k, v in ours.state_dict().items()} == {
+        k: v for k, v in want.items() if k.startswith("features.")
+    }
+    # same layer types, strides, paddings and pooling modes, index by index
+    assert [repr(m) for m in ours] == [repr(m) for m in reference.features]
+
+
+@pytest.mark.parametrize("net,arch", [("alex", "alexnet"), ("squeeze", "squeezenet1_1")])
+def test_feature_stacks_compute_torchvision_features(net, arch):
+    torchvision = pytest.importorskip("torchvision")
+    reference = getattr(torchvision.models, arch)(weights=None).features.eval()
+    ours = backbone_features(net).eval()
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.rand(2, 3, 99, 80, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), reference(x), rtol=0, atol=0)
+
+
+def test_scoring_imports_neither_torchvision_nor_lpips(torch_home, tmp_path):
+    code = (
+        "import json, sys, torch\n"
+        "from lpipscli.metrics.lpips import LPIPS\n"
+        "m = LPIPS('alex', allow_unverified=True)\n"
+        "x = torch.rand(1, 3, 64, 64)\n"
+        "value = m(x, x.flip(-1)).item()\n"
+        "print(json.dumps({'value': value, 'modules': sorted(n for n in sys.modules"
+        " if n.split('.')[0] in ('torchvision', 'lpips'))}))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "TORCH_HOME": str(torch_home), "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,
+                         check=True, timeout=120)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["value"] > 0
+    assert result["modules"] == []
+
+
+# --------------------------------------------------------------------------- precision and layout
+def _batch(nets_seed=0, n=4, size=64):
+    pairs = [_pair(size, size, seed=nets_seed + 2 * s) for s in range(n)]
+    return torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
+
+
+@pytest.mark.parametrize("net", ["alex", "vgg", "squeeze"])
+def test_bf16_is_close_to_float32(torch_home, net):
+    ref, dist = _batch()
+    exact = LPIPS(net, allow_unverified=True)
+    fast = LPIPS(net, allow_unverified=True, precision="bf16")
+    assert exact.precision == "float32"  # the default
+    with torch.inference_mode():
+        want, got = exact(ref, dist), fast(ref, dist)
+        reused = fast.runner(ref[:1], dist, torch.zeros(4, dtype=torch.long))
+        direct = fast(ref[:1].expand(4, -1, -1, -1), dist)
+    assert got.dtype == torch.float32 and got.shape == (4,)
+    gap = (got - want).abs().max().item()
+    assert 0 < gap <= TOLERANCES["bf16_vs_float32"][net]  # > 0: the backbone really ran in bfloat16
+    torch.testing.assert_close(reused, direct, rtol=0, atol=1e-6)
+
+
+def test_bf16_identity_is_zero_and_features_are_float32(torch_home):
+    fast = LPIPS("alex", allow_unverified=True, precision="bf16")
+    ref, _ = _batch(n=2)
+    with torch.inference_mode():
+        assert all(f.dtype == torch.float32 for f in fast.features(ref))
+        assert torch.equal(fast(ref, ref), torch.zeros(2))
+
+
+def test_functional_api_takes_precision(torch_home):
+    ref, dist = _batch(n=2)
+    with torch.inference_mode():
+        exact = lpips(ref, dist, net="alex", allow_unverified=True)
+        fast = lpips(ref, dist, net="alex", allow_unverified=True, precision="bf16")
+    assert 0 < (fast - exact).abs().max().item() <= TOLERANCES["bf16_vs_float32"]["alex"]
+
+
+def test_unknown_precision_is_refused(torch_home):
+    with pytest.raises(ValueError, match="precision 'fp8'"):
+        LPIPS("alex", allow_unverified=True, precision="fp8")
+
+
+@pytest.mark.parametrize("net", ["alex", "squeeze"])
+def test_channels_last_is_a_layout_choice_only(torch_home, net):
+    ref, dist = _batch(n=2)
+    with torch.inference_mode():
+        a = LPIPS(net, allow_unverified=True, channels_last=True)(ref, dist)
+        b = LPIPS(net, allow_unverified=True, channels_last=False)(ref, dist)
+    atol, _ = TOLERANCES["channels_last"]
+    torch.testing.assert_close(a, b, rtol=0, atol=atol)
+
+
+def test_global_tf32_flags_are_left_alone(torch_home):
+    before = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
+              torch.get_float32_matmul_precision())
+    for precision in ("float32", "bf16"):
+        module = LPIPS("alex", allow_unverified=True, precision=precision)
+        with torch.inference_mode():
+            module(*_batch(n=1))
+    after = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
+             torch.get_float32_matmul_precision())
+    assert after == before
+
+
+def test_bf16_module_ignores_a_callers_autocast(torch_home):
+    """Inside the caller's autocast the bf16 module computes exactly what it computes outside it: the backbone
+    autocast is its own, and normalisation, differences and heads are pinned to float32."""
+    fast = LPIPS("alex", allow_unverified=True, precision="bf16")
+    ref, dist = _batch(n=2)
+    with torch.inference_mode():
+        want = fast(ref, dist)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = fast(ref, dist)
+            got_map = fast.runner(ref, dist, None, with_map=True)[1]
+        want_map = fast.runner(ref, dist, None, with_map=True)[1]
+    assert got.dtype == torch.float32
+    assert torch.equal(got, want)
+    assert got_map.dtype == torch.float32 and torch.equal(got_map, want_map)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import warnings
 
@@ -171,3 +172,19 @@ def test_rejects_bad_inputs():
         psnr(ref, dist, data_range=0.0)
     with pytest.raises(MetricInputError, match="psnr_y"):
         psnr_y(ref[0], dist[0])
+
+
+# ---------------------------------------------------------------- the chunked CPU path
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 16])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_chunked_mse_equals_the_plain_float64_expression(monkeypatch, chunk, dtype):
+    psnr_module = importlib.import_module("lpipscli.metrics.psnr")
+    monkeypatch.setattr(psnr_module, "_CHUNK_ELEMENTS", chunk)
+    generator = torch.Generator().manual_seed(4)
+    ref = torch.rand(3, 3, 19, 23, generator=generator, dtype=dtype)
+    dist = (ref + 0.01 * torch.randn(ref.shape, generator=generator, dtype=dtype)).clamp(0, 1)
+    ref_before, dist_before = ref.clone(), dist.clone()
+    plain = (ref.double() - dist.double()).square().mean(dim=(1, 2, 3))
+    torch.testing.assert_close(mse(ref, dist), plain, rtol=1e-13, atol=0)
+    torch.testing.assert_close(psnr(ref, dist), 10 * torch.log10(1.0 / plain), rtol=0, atol=1e-10)
+    assert torch.equal(ref, ref_before) and torch.equal(dist, dist_before)  # inputs never written

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import math
 
@@ -18,6 +19,9 @@ from lpipscli.metrics.ssim import (
     ssim_y,
 )
 
+# the package re-exports the function `ssim`, which shadows the submodule attribute
+ssim_module = importlib.import_module("lpipscli.metrics.ssim")
+
 skimage_data = pytest.importorskip("skimage.data")
 skimage_metrics = pytest.importorskip("skimage.metrics")
 
@@ -32,7 +36,16 @@ TOLERANCES = {
     # in float32, which alone moves MS-SSIM by ~1e-6): only summation order is left.
     "float64_exact": 1e-10,
     "property": 1e-12,
+    # the OpenCV (CPU) and torch paths: both float64, only the summation order differs
+    "backends": 1e-12,
 }
+
+
+@pytest.fixture(params=["opencv", "torch"])
+def backend(request, monkeypatch):
+    """Run a test on both filtering paths (OpenCV on CPU, the torch path used on other devices)."""
+    monkeypatch.setattr(ssim_module, "_BACKEND", request.param)
+    return request.param
 
 LUMA = (0.299, 0.587, 0.114)
 
@@ -112,7 +125,7 @@ def _luma(array: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- parity
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_ssim_matches_skimage(case):
+def test_ssim_matches_skimage(case, backend):
     ref, dist = CASES[case]
     expected = _skimage_ssim(_as_unit(ref), _as_unit(dist))
     got = ssim(_tensor(ref), _tensor(dist))
@@ -187,7 +200,7 @@ def test_matlab_downsample_factor_rounds_half_away_from_zero(side):
 
 
 @pytest.mark.parametrize(("rows", "cols", "channels"), [(161, 161, 3), (200, 171, 3), (256, 256, 3), (163, 190, 1)])
-def test_ms_ssim_matches_pytorch_msssim(rows, cols, channels):
+def test_ms_ssim_matches_pytorch_msssim(rows, cols, channels, backend):
     pytorch_msssim = pytest.importorskip("pytorch_msssim")
     ref = _large_photo(rows, cols)
     ref = ref if channels == 3 else np.ascontiguousarray(ref[..., 1])
@@ -237,7 +250,7 @@ def test_ms_ssim_identity_and_symmetry():
 
 
 @pytest.mark.parametrize("fn", [ssim, ssim_y, ms_ssim])
-def test_batched_equals_per_image_loop(fn):
+def test_batched_equals_per_image_loop(fn, backend):
     side = 161 if fn is ms_ssim else 23
     ref, dist = _pair(rows=side, cols=side + 2, batch=3, seed=3)
     batched = fn(ref, dist)
@@ -296,3 +309,72 @@ def test_rejects_bad_inputs():
         ssim(ref, dist, kernel_size=10)
     with pytest.raises(MetricInputError):
         ssim(ref, dist, data_range=0.0)
+
+
+# ---------------------------------------------------------------- the two filtering paths
+@pytest.mark.parametrize("fn", [ssim, ssim_y, ssim_matlab])
+def test_opencv_and_torch_paths_agree_with_maps(fn, monkeypatch):
+    ref, dist = _pair(rows=41, cols=50, batch=3, seed=5)
+    monkeypatch.setattr(ssim_module, "_BACKEND", "opencv")
+    fast, fast_map = fn(ref, dist, return_map=True)
+    monkeypatch.setattr(ssim_module, "_BACKEND", "torch")
+    slow, slow_map = fn(ref, dist, return_map=True)
+    assert fast_map.shape == slow_map.shape == (3, 1, 31, 40)
+    torch.testing.assert_close(fast, slow, rtol=0, atol=TOLERANCES["backends"])
+    torch.testing.assert_close(fast_map, slow_map, rtol=0, atol=TOLERANCES["backends"])
+
+
+def test_ms_ssim_paths_agree(monkeypatch):
+    ref, dist = _pair(rows=171, cols=165, batch=2, seed=6)
+    monkeypatch.setattr(ssim_module, "_BACKEND", "opencv")
+    fast = ms_ssim(ref, dist)
+    monkeypatch.setattr(ssim_module, "_BACKEND", "torch")
+    torch.testing.assert_close(fast, ms_ssim(ref, dist), rtol=0, atol=TOLERANCES["backends"])
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_thread_count_does_not_change_values(threads, monkeypatch):
+    ref, dist = _pair(rows=30, cols=33, batch=4, seed=8)
+    monkeypatch.setattr(ssim_module, "_BACKEND", "opencv")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        value, value_map = ssim(ref, dist, return_map=True)
+    finally:
+        torch.set_num_threads(before)
+    want, want_map = ssim(ref, dist, return_map=True)
+    assert torch.equal(value, want) and torch.equal(value_map, want_map)
+
+
+def test_inputs_that_need_gradients_get_the_differentiable_path():
+    ref, dist = _pair(rows=24, cols=24, seed=9)
+    dist = dist.double().requires_grad_(True)
+    value = ssim(ref.double(), dist)
+    value.sum().backward()
+    assert dist.grad is not None and dist.grad.abs().sum() > 0
+
+
+def test_memory_layout_does_not_matter():
+    ref, dist = _pair(rows=40, cols=51, batch=2, seed=10)
+    want = ssim(ref, dist)
+    last = (t.contiguous(memory_format=torch.channels_last) for t in (ref, dist))
+    assert torch.equal(ssim(*last), want)
+    wide_ref, wide_dist = (torch.cat([t, t], dim=-1) for t in (ref, dist))
+    assert torch.equal(ssim(wide_ref[..., :51], wide_dist[..., :51]), want)  # strided views
+    assert torch.equal(ref, _pair(rows=40, cols=51, batch=2, seed=10)[0])  # input untouched
+
+
+@pytest.mark.parametrize("strip_pixels", [1, 45, 1 << 16])
+def test_strips_do_not_change_values(monkeypatch, strip_pixels):
+    """The OpenCV path cuts planes into strips of output rows (1 px: one row per strip)."""
+    ref, dist = _pair(rows=37, cols=45, batch=2, seed=11)
+    monkeypatch.setattr(ssim_module, "_BACKEND", "torch")
+    want, want_map = ssim(ref, dist, return_map=True)
+    want_ms = ms_ssim(*_pair(rows=170, cols=161, seed=12))
+    monkeypatch.setattr(ssim_module, "_BACKEND", "opencv")
+    monkeypatch.setattr(ssim_module, "_STRIP_PIXELS", strip_pixels)
+    got, got_map = ssim(ref, dist, return_map=True)
+    torch.testing.assert_close(got, want, rtol=0, atol=TOLERANCES["backends"])
+    torch.testing.assert_close(got_map, want_map, rtol=0, atol=TOLERANCES["backends"])
+    torch.testing.assert_close(ms_ssim(*_pair(rows=170, cols=161, seed=12)), want_ms, rtol=0,
+                               atol=TOLERANCES["backends"])

@@ -90,7 +90,7 @@ for _net, _name in _LPIPS_INFO.items():
         higher_is_better=False,
         min_side=_LPIPS_MIN_SIDE[_net],
         needs_weights=True,
-        params={"version": "0.1"},
+        params={"version": "0.1", "precision": "float32"},
         conventions={
             "net": _net,
             "input": "[0,1] -> [-1,1], gray replicated to RGB",
@@ -105,7 +105,7 @@ for _net, _name in _LPIPS_INFO.items():
                         "black = 0, values >= 1 clipped to the brightest colour",
             relation="mean of the map = score (to ~1e-6)",
         ),
-        options={"--lpips-version": "version"},
+        options={"--lpips-version": "version", "--precision": "precision"},
     ))
 
 register(MetricSpec(

@@ -16,6 +16,7 @@ the same quantity, not an approximation.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import Tensor
@@ -43,6 +44,8 @@ _ROW_BLOCK_ELEMENTS = {"cpu": 1 << 14, "cuda": 1 << 16}
 #: Longest run of one rescaled cumulative sum: 0.8**-1023 ~ 6e98 keeps every rescaled value far from
 #: float64 overflow (and 0.8**1023 from underflow).
 _SCAN_BLOCK = 1024
+#: Fewest matrices per thread in :func:`_pinv_solve` (below that, one thread).
+_MIN_SOLVE_SLICE = 2048
 
 
 def _candidate_offsets(k: int, channels: int, device: torch.device) -> Tensor:
@@ -164,6 +167,26 @@ def _decay_cumsum(x: Tensor, dim: int, omega: float, powers: tuple[Tensor, Tenso
 
 
 def _pinv_solve(mat: Tensor, rhs: Tensor, rtol: float) -> Tensor:
+    """:func:`_pinv_solve_serial` over ``torch.get_num_threads()`` threads on the CPU.
+
+    PyTorch runs batched LAPACK calls (one tiny ``k x k`` factorisation per matrix) in a serial loop
+    whatever its thread count, and they are most of LASI's time; they release the GIL, so slices of the
+    batch run in parallel here. Every matrix is solved on its own, so the result does not depend on the
+    split.
+    """
+    workers = min(torch.get_num_threads(), mat.shape[0] // _MIN_SOLVE_SLICE)
+    if mat.device.type != "cpu" or workers < 2:
+        return _pinv_solve_serial(mat, rhs, rtol)
+    bounds = [round(i * mat.shape[0] / workers) for i in range(workers + 1)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        parts = pool.map(
+            lambda i: _pinv_solve_serial(mat[bounds[i]:bounds[i + 1]], rhs[bounds[i]:bounds[i + 1]], rtol),
+            range(workers),
+        )
+        return torch.cat(list(parts))
+
+
+def _pinv_solve_serial(mat: Tensor, rhs: Tensor, rtol: float) -> Tensor:
     """``pinv(mat) @ rhs`` for symmetric ``mat`` with JAX's cut-off: singular values ``<= rtol * s_max``
     are dropped.
 

@@ -64,6 +64,31 @@ def luma601(images: Tensor) -> Tensor:
     return (wr * red + wg * green + wb * blue).unsqueeze(1)
 
 
+#: float64 elements per image chunk of :func:`_mean_squared_error` on the CPU: the chunk's float64 copy
+#: stays in cache, instead of three full-size float64 temporaries going through memory.
+_CHUNK_ELEMENTS = 1 << 16
+
+
+def _mean_squared_error(ref: Tensor, dist: Tensor) -> Tensor:
+    """``mean((ref - dist)^2)`` per image in float64, ``(N,)``.
+
+    On the CPU the images are read once, in float64 chunks that stay in cache (about 6x faster than
+    converting whole tensors, which made PSNR ~20x slower than one read of its inputs); elsewhere the
+    plain expression. Both are float64 throughout; only the summation order differs (~1e-16 relative).
+    """
+    if ref.device.type != "cpu" or ref.requires_grad or dist.requires_grad:
+        return (ref.to(COMPUTE_DTYPE) - dist.to(COMPUTE_DTYPE)).square().mean(dim=(1, 2, 3))
+    flat_ref, flat_dist = ref.reshape(ref.shape[0], -1), dist.reshape(dist.shape[0], -1)
+    numel = flat_ref.shape[1]
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, ref.shape[0]))
+    total = torch.zeros(ref.shape[0], dtype=COMPUTE_DTYPE)
+    for start in range(0, numel, chunk):
+        diff = flat_ref[:, start:start + chunk].to(COMPUTE_DTYPE, copy=True)  # never a view of the input
+        diff.sub_(flat_dist[:, start:start + chunk])
+        total += torch.linalg.vecdot(diff, diff)
+    return total / numel
+
+
 def _check_range(name: str, data_range: float) -> None:
     if not data_range > 0:
         raise MetricInputError(f"{name}: data_range must be positive, got {data_range}")
@@ -71,13 +96,12 @@ def _check_range(name: str, data_range: float) -> None:
 
 def _psnr(name: str, ref: Tensor, dist: Tensor, data_range: float, return_map: bool):
     _check_range(name, data_range)
+    if not return_map:
+        # MSE = 0 gives data_range^2 / 0 = +inf and log10(inf) = inf: no warning, no cap.
+        return 10.0 * torch.log10(float(data_range) ** 2 / _mean_squared_error(ref, dist))
     squared = (ref.to(COMPUTE_DTYPE) - dist.to(COMPUTE_DTYPE)).square()
-    mean_squared = squared.mean(dim=(1, 2, 3))
-    # MSE = 0 gives data_range^2 / 0 = +inf and log10(inf) = inf: no warning, no cap.
-    value = 10.0 * torch.log10(float(data_range) ** 2 / mean_squared)
-    if return_map:
-        return value, squared.mean(dim=1, keepdim=True)
-    return value
+    value = 10.0 * torch.log10(float(data_range) ** 2 / squared.mean(dim=(1, 2, 3)))
+    return value, squared.mean(dim=1, keepdim=True)
 
 
 def psnr(
@@ -157,7 +181,7 @@ def mse(ref: Tensor, dist: Tensor) -> Tensor:
         METRICS.md section 8 (``mse``).
     """
     check_pair(ref, dist, name="mse", min_side=MIN_SIDE)
-    return (ref.to(COMPUTE_DTYPE) - dist.to(COMPUTE_DTYPE)).square().mean(dim=(1, 2, 3))
+    return _mean_squared_error(ref, dist)
 
 
 def l1(ref: Tensor, dist: Tensor) -> Tensor:

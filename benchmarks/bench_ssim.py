@@ -1,0 +1,203 @@
+"""SSIM throughput: lpipscli's `ssim` against a plain scikit-image loop (and torchmetrics, pytorch-msssim, FFmpeg).
+
+Images: N pairs of 256x256 RGB crops of ../shared/data/ref and their JPEG-q30 copies (made in memory with
+Pillow), or seeded synthetic photos when the folder is missing. Every contender gets the decoded 8-bit
+arrays, so this measures the metric, not decoding:
+
+* ``lpipscli ssim``: one batched call on float32 tensors in [0, 1] (as the engine passes them);
+* ``scikit-image loop``: ``structural_similarity(gaussian_weights=True, sigma=1.5,
+  use_sample_covariance=False, data_range=1.0, channel_axis=2)`` per pair on float64 arrays (same definition);
+* ``pytorch-msssim`` (same definition) and ``torchmetrics`` (full-image mean, not the valid region: a
+  different number, listed for speed only), when installed.
+
+Contenders run in alternation (A B C A B C ...), ``--rounds`` times; the table shows median seconds, pairs/s
+and the ratio to the scikit-image loop, and the largest |lpipscli - scikit-image| over the pairs.
+
+Video: per-frame time of ``ssim`` on 640x360 and 1920x1080 RGB frames (synthetic, already decoded), and when
+an ``ffmpeg`` command is on PATH, frames/s of FFmpeg's ``ssim`` filter on a synthetic clip of the same size
+(decode included there, so the ratio flatters FFmpeg slightly less than it seems).
+
+    python benchmarks/bench_ssim.py                      # 60 pairs, 5 rounds, frames 640x360 and 1920x1080
+    python benchmarks/bench_ssim.py --pairs 8 --rounds 1 --frames 2 --video-sizes 64x48   # smoke run
+    python benchmarks/bench_ssim.py --threads 1          # single-threaded comparison
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _common import DEFAULT_DATA
+
+SKIMAGE_KW = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False, "data_range": 1.0}
+
+
+def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+    return np.asarray(Image.open(buffer).convert("RGB"))
+
+
+def _synthetic(size: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    planes = [0.5 + 0.3 * np.sin(rng.uniform(3, 9) * xx + c) * np.cos(rng.uniform(3, 9) * yy) for c in range(3)]
+    image = np.stack(planes, -1) + 0.05 * rng.standard_normal((size, size, 3))
+    return (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+
+
+def load_pairs(n: int, size: int, data: Path) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(n, size, size, 3)`` uint8 references and JPEG-q30 copies."""
+    from PIL import Image
+
+    crops = []
+    files = sorted((data / "ref").glob("*.png")) if (data / "ref").is_dir() else []
+    for path in files:
+        image = np.asarray(Image.open(path).convert("RGB"))
+        height, width = image.shape[:2]
+        for top in range(0, height - size + 1, size):
+            for left in range(0, width - size + 1, size):
+                crops.append(np.ascontiguousarray(image[top:top + size, left:left + size]))
+    source = f"{len(files)} photos of {data / 'ref'}"
+    if not crops:
+        crops, source = [_synthetic(size, s) for s in range(n)], "synthetic"
+    refs = [crops[i % len(crops)] for i in range(n)]
+    return np.stack(refs), np.stack([_jpeg(r, 30) for r in refs]), source
+
+
+def contenders(refs: np.ndarray, dists: np.ndarray) -> dict:
+    """name -> (callable returning one score per pair, same definition as scikit-image?)."""
+    from skimage.metrics import structural_similarity
+
+    from lpipscli.metrics.ssim import ssim
+
+    def ours():
+        ref = torch.from_numpy(refs).permute(0, 3, 1, 2).float().div_(255)
+        dist = torch.from_numpy(dists).permute(0, 3, 1, 2).float().div_(255)
+        return ssim(ref, dist).numpy()
+
+    def skimage_loop():
+        return np.array([
+            structural_similarity(r / 255.0, d / 255.0, channel_axis=2, **SKIMAGE_KW)
+            for r, d in zip(refs, dists, strict=True)
+        ])
+
+    out = {"lpipscli ssim": (ours, True), "scikit-image loop": (skimage_loop, True)}
+    try:
+        import pytorch_msssim
+
+        def msssim_pkg():
+            ref = torch.from_numpy(refs).permute(0, 3, 1, 2).float().div_(255)
+            dist = torch.from_numpy(dists).permute(0, 3, 1, 2).float().div_(255)
+            return pytorch_msssim.ssim(ref, dist, data_range=1.0, size_average=False).numpy()
+
+        out["pytorch-msssim"] = (msssim_pkg, True)
+    except ImportError:
+        pass
+    try:
+        from torchmetrics.functional.image import structural_similarity_index_measure
+
+        def torchmetrics_ssim():
+            ref = torch.from_numpy(refs).permute(0, 3, 1, 2).float().div_(255)
+            dist = torch.from_numpy(dists).permute(0, 3, 1, 2).float().div_(255)
+            return structural_similarity_index_measure(ref, dist, data_range=1.0, reduction="none").numpy()
+
+        out["torchmetrics (full-image mean)"] = (torchmetrics_ssim, False)
+    except ImportError:
+        pass
+    return out
+
+
+def bench_images(args) -> None:
+    refs, dists, source = load_pairs(args.pairs, args.size, args.data)
+    runs = contenders(refs, dists)
+    values = {name: fn() for name, (fn, _) in runs.items()}  # warm-up, and the values
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(args.rounds):
+        for name, (fn, _) in runs.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    print(f"{args.pairs} pairs of {args.size}x{args.size} RGB ({source}; JPEG q30), {args.rounds} alternating "
+          f"rounds, torch threads {torch.get_num_threads()}")
+    base = statistics.median(times["scikit-image loop"])
+    print(f"{'':34s}{'median s':>10s}{'pairs/s':>10s}{'vs skimage':>12s}{'max |diff|':>12s}")
+    for name, (_, same) in runs.items():
+        median = statistics.median(times[name])
+        diff = np.abs(values[name] - values["scikit-image loop"]).max()
+        print(f"{name:34s}{median:10.3f}{args.pairs / median:10.1f}{base / median:11.2f}x"
+              f"{diff:12.1e}{'' if same else '  (other definition)'}")
+
+
+def _ffmpeg_fps(width: int, height: int, frames: int) -> float | None:
+    """Frames/s of `ffmpeg -lavfi ssim` on a synthetic clip and its noisy copy (None without ffmpeg)."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        ref, dist = Path(tmp) / "ref.mkv", Path(tmp) / "dist.mkv"
+        src = f"testsrc2=size={width}x{height}:rate=25:duration={frames / 25}"
+        subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", src, "-c:v", "ffv1", str(ref)], check=True)
+        subprocess.run([ffmpeg, "-v", "error", "-i", str(ref), "-vf", "noise=alls=12:allf=t", "-c:v", "ffv1",
+                        str(dist)], check=True)
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            subprocess.run([ffmpeg, "-v", "error", "-i", str(ref), "-i", str(dist), "-lavfi", "ssim", "-f", "null",
+                            "-"], check=True)
+            best = min(best, time.perf_counter() - start)
+        return frames / best
+
+
+def bench_video(args) -> None:
+    from lpipscli.metrics.ssim import ssim
+
+    for spec in args.video_sizes:
+        width, height = (int(v) for v in spec.split("x"))
+        gen = torch.Generator().manual_seed(0)
+        ref = torch.rand(1, 3, height, width, generator=gen).mul(255).round().div(255)
+        dist = (ref + 0.05 * torch.randn(ref.shape, generator=gen)).clamp(0, 1).mul(255).round().div(255)
+        ssim(ref, dist)
+        per_frame = []
+        for _ in range(args.frames):
+            start = time.perf_counter()
+            ssim(ref, dist)
+            per_frame.append(time.perf_counter() - start)
+        ours = 1.0 / statistics.median(per_frame)
+        ffmpeg = _ffmpeg_fps(width, height, max(args.frames, 25))
+        line = f"video {width}x{height}: lpipscli ssim {ours:8.1f} frames/s (metric only, RGB)"
+        if ffmpeg is None:
+            line += "; ffmpeg not on PATH: FFmpeg's ssim filter not measured"
+        else:
+            line += f"; ffmpeg -lavfi ssim {ffmpeg:8.1f} frames/s (decode included, YUV): {ours / ffmpeg:.2f}x"
+        print(line)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=60)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (lpipscli's SSIM uses as many)")
+    parser.add_argument("--frames", type=int, default=10, help="timed frames per video size")
+    parser.add_argument("--video-sizes", nargs="*", default=["640x360", "1920x1080"])
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    bench_images(args)
+    bench_video(args)
+
+
+if __name__ == "__main__":
+    main()
