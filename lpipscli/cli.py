@@ -629,15 +629,18 @@ def weights_list(
 
 @weights_app.command("download")
 def weights_download(
-    nets: Annotated[list[str] | None, typer.Argument(help="alex, vgg, squeeze (default: all).")] = None,
+    nets: Annotated[list[str] | None, typer.Argument(
+        help="alex, vgg, squeeze (the LPIPS backbones, the default) or a feature backbone: vgg19, resnet50, "
+        "shufflenet_v2_x1_0, googlenet.")] = None,
 ) -> None:
     """Download torchvision backbones into the torch hub cache, checking their sha256."""
     from lpipscli import weights
 
+    known = [*weights.NETS, *(a for a in weights.FEATURE_BACKBONES if a not in ("alexnet", "vgg16", "squeezenet1_1"))]
     try:
         for net in nets or list(weights.NETS):
-            if net not in weights.NETS:
-                raise UsageError(f"unknown net {net!r}; choose from {', '.join(weights.NETS)}")
+            if net not in known:
+                raise UsageError(f"unknown net {net!r}; choose from {', '.join(known)}")
             path = weights.download(net, progress=sys.stderr.isatty())
             typer.echo(f"{net}: {path} (sha256 verified)")
     except LpipsCliError as exc:

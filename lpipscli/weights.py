@@ -245,6 +245,17 @@ def status() -> list[dict]:
             "needed_by": f"lpips_{net}", "file": info.filename, "path": str(path), "present": present,
             "verified": present and sha256_file(path) == info.sha256, "source": info.url,
         })
+    lpips_files = {info.filename for info in BACKBONES.values()}
+    for arch, info in FEATURE_BACKBONES.items():
+        if info.filename in lpips_files:
+            continue
+        path = checkpoint_dir() / info.filename
+        present = path.is_file()
+        verified = present and sha256_file(path).startswith(info.sha256)
+        rows.append({
+            "needed_by": f"--define net={arch}", "file": info.filename, "path": str(path), "present": present,
+            "verified": verified, "source": info.url,
+        })
     for (version, net), expected in HEADS.items():
         try:
             path = heads_dir(version) / f"{net}.pth"
