@@ -255,70 +255,53 @@ class PairDataset(Dataset):
     def __len__(self) -> int:
         return len(self.chunks)
 
-    def _decode(self, path, chunk: Chunk) -> torch.Tensor:
-        array = decode_image(path, alpha=self.alpha, max_pixels=self.max_pixels)
-        if array.ndim == 2:
-            array = array[:, :, None]
-        return _to_tensor(array, chunk.channels)
-
     def _tensor(self, array: np.ndarray, chunk: Chunk) -> torch.Tensor:
         return _to_tensor(array if array.ndim == 3 else array[:, :, None], chunk.channels)
 
-    def _pair_item(self, chunk: Chunk, item: dict) -> dict:
-        """``--alpha composite-both|mask``: both sides treated alike (the reference's array never depends on a
-        distorted image, so it is made once); ``mask`` adds each pair's mask of pixels opaque on both sides."""
-        item["masks"] = [None] * len(chunk.pairs)
+    def _dist_array(self, ref_img, chunk: Chunk, pair: Pair) -> tuple[np.ndarray, np.ndarray | None]:
+        """The distorted image's array and, for ``--alpha mask``, the mask of pixels opaque on both sides."""
+        if ref_img is None:
+            return decode_image(pair.dist_path, alpha=self.alpha, max_pixels=self.max_pixels), None
+        dist_img = decode_with_alpha(pair.dist_path, max_pixels=self.max_pixels)
         try:
-            ref_img = decode_with_alpha(chunk.ref_path, max_pixels=self.max_pixels)
-            ref = self._tensor(reference_array(ref_img, self.alpha, self.alpha_color, ref_path=chunk.ref_path), chunk)
+            _, array, mask = pair_arrays(ref_img, dist_img, self.alpha, self.alpha_color,
+                                         ref_path=str(chunk.ref_path), dist_path=str(pair.dist_path))
+        except ValueError as exc:  # a borrowed alpha or a mask across two sizes (--resize)
+            raise DecodeError(pair.dist_path, f"--alpha {self.alpha}: {exc}; --alpha drop or same-size images "
+                                              "score it") from None
+        return array, (mask if self.alpha == "mask" else None)
+
+    def __getitem__(self, index: int) -> dict:
+        """Decode one chunk. ``--alpha composite-both|mask`` treat both sides of a pair alike (the reference's
+        array never depends on a distorted image, so it is made once); ``mask`` adds per-pair masks."""
+        chunk = self.chunks[index]
+        n = len(chunk.pairs)
+        item = {"chunk": chunk, "ref": None, "dists": [None] * n, "errors": [None] * n, "masks": [None] * n}
+        ref_img = None
+        try:
+            if self.alpha in PAIR_ALPHA_POLICIES:
+                ref_img = decode_with_alpha(chunk.ref_path, max_pixels=self.max_pixels)
+                array = reference_array(ref_img, self.alpha, self.alpha_color, ref_path=chunk.ref_path)
+            else:
+                array = decode_image(chunk.ref_path, alpha=self.alpha, max_pixels=self.max_pixels)
+            ref = self._tensor(array, chunk)
             if tuple(ref.shape) != chunk.shape:
                 raise DecodeError(chunk.ref_path, f"decoded to {tuple(ref.shape)}, header said {chunk.shape}")
         except LpipsCliError as exc:
-            item["errors"] = [str(exc)] * len(chunk.pairs)
+            item["errors"] = [str(exc)] * n
             return item
         item["ref"] = ref
         for k, (pair, resize_from) in enumerate(zip(chunk.pairs, chunk.resize_from, strict=True)):
             try:
-                dist_img = decode_with_alpha(pair.dist_path, max_pixels=self.max_pixels)
-                try:
-                    _, array, mask = pair_arrays(ref_img, dist_img, self.alpha, self.alpha_color,
-                                                 ref_path=str(chunk.ref_path), dist_path=str(pair.dist_path))
-                except ValueError as exc:  # a borrowed alpha or a mask across two sizes (--resize)
-                    raise DecodeError(pair.dist_path, f"--alpha {self.alpha}: {exc}; --alpha drop or "
-                                                      "same-size images score it") from None
+                array, mask = self._dist_array(ref_img, chunk, pair)
                 dist = self._tensor(array, chunk)
                 if resize_from is not None:
                     dist = _resize(dist, chunk.height, chunk.width)
                 if tuple(dist.shape) != chunk.shape:
                     raise DecodeError(pair.dist_path, f"decoded to {tuple(dist.shape)}, expected {chunk.shape}")
                 item["dists"][k] = dist
-                if self.alpha == "mask" and mask is not None:
+                if mask is not None:
                     item["masks"][k] = torch.from_numpy(np.ascontiguousarray(mask))
-            except LpipsCliError as exc:
-                item["errors"][k] = str(exc)
-        return item
-
-    def __getitem__(self, index: int) -> dict:
-        chunk = self.chunks[index]
-        item = {"chunk": chunk, "ref": None, "dists": [None] * len(chunk.pairs), "errors": [None] * len(chunk.pairs)}
-        if self.alpha in PAIR_ALPHA_POLICIES:
-            return self._pair_item(chunk, item)
-        try:
-            ref = self._decode(chunk.ref_path, chunk)
-            if tuple(ref.shape) != chunk.shape:
-                raise DecodeError(chunk.ref_path, f"decoded to {tuple(ref.shape)}, header said {chunk.shape}")
-        except LpipsCliError as exc:
-            item["errors"] = [str(exc)] * len(chunk.pairs)
-            return item
-        item["ref"] = ref
-        for k, (pair, resize_from) in enumerate(zip(chunk.pairs, chunk.resize_from, strict=True)):
-            try:
-                dist = self._decode(pair.dist_path, chunk)
-                if resize_from is not None:
-                    dist = _resize(dist, chunk.height, chunk.width)
-                if tuple(dist.shape) != chunk.shape:
-                    raise DecodeError(pair.dist_path, f"decoded to {tuple(dist.shape)}, expected {chunk.shape}")
-                item["dists"][k] = dist
             except LpipsCliError as exc:
                 item["errors"][k] = str(exc)
         return item

@@ -295,7 +295,8 @@ class LPIPS(nn.Module):
         total = None
         spatial = None
         for lin, f0, f1 in zip(self.lins, ref_feats, dist_feats, strict=True):
-            diff = (f0.float() - f1.float()).square_()
+            dtype = torch.promote_types(lin.weight.dtype, torch.float32)  # bf16 features -> float32; float64 stays
+            diff = (f0.to(dtype) - f1.to(dtype)).square_()
             if out_hw is None:
                 # the 1x1 head and the spatial mean are both linear: mean first, then one dot product per
                 # image (the head's 1-output convolution has no fast path in channels_last layout)
