@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _video_clips import synthetic_planes  # noqa: I001
+from _video_clips import synthetic_planes
 
 from lpipscli.io.alignment import Break, align_auto, detect_breaks, luma_signature, signature_psnr
 

@@ -11,7 +11,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from _video_clips import decode_planes, encode, synthetic_planes  # noqa: I001
+from _video_clips import decode_planes, encode, synthetic_planes
 
 from lpipscli.errors import DecodeError, UsageError
 from lpipscli.io.av_video import RawSpec, open_video, probe, yuv_to_rgb

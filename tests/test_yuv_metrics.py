@@ -14,7 +14,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from _video_clips import decode_planes, encode, make_frame, synthetic_planes  # noqa: I001
+from _video_clips import decode_planes, encode, make_frame, synthetic_planes
 
 from lpipscli.errors import MetricInputError
 from lpipscli.io.av_video import open_video
