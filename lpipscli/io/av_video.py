@@ -505,7 +505,7 @@ def _open_container(path: Path):
     if size == 0:
         raise DecodeError(path, "empty file (0 bytes)")
     try:
-        container = av.open(os.fspath(path), metadata_errors="ignore")
+        container = av.open(os.fspath(path))
     except av.FFmpegError as exc:
         raise DecodeError(path, f"cannot open as a video ({' '.join(str(exc).split())[:200]})") from None
     if not container.streams.video:

@@ -34,10 +34,13 @@ class CompareFilter:
         name: the filter (``"psnr"``, ``"ssim"``, ``"libvmaf"``).
         args: its option string (e.g. ``"log_path=x.json:log_fmt=json"``).
         threads: filter-graph threads (0: FFmpeg's choice).
+        collect: :meth:`close` forces a garbage collection so that the graph is freed at once (needed
+            when the filter writes its results at ``uninit``, as libvmaf does; costs ~0.1-0.3 s).
     """
 
-    def __init__(self, name: str, args: str = "", *, threads: int = 0):
+    def __init__(self, name: str, args: str = "", *, threads: int = 0, collect: bool = False):
         self.name = name
+        self.collect = collect
         self.args = args
         self.threads = threads
         self._graph = None
@@ -59,14 +62,15 @@ class CompareFilter:
     def close(self) -> list[dict[str, str]]:
         """Flush (end of stream), return the last frames' metadata, and free the graph.
 
-        Freeing runs the filter's ``uninit`` (libvmaf writes its log there); it is forced with a garbage
-        collection because PyAV's graph and filter contexts reference each other.
+        Freeing runs the filter's ``uninit`` (libvmaf writes its log there); with ``collect`` it is forced
+        by a garbage collection, because PyAV's graph and filter contexts reference each other.
         """
         if self._graph is None:
             return []
         out = self._flush()  # in a helper, so that no local variable here still holds a filter context
         self._graph = self._sources = self._sink = None
-        gc.collect()
+        if self.collect:
+            gc.collect()
         return out
 
     def _flush(self) -> list[dict[str, str]]:

@@ -75,7 +75,7 @@ class VmafScorer:
             args.append(f"model={_escape(model)}")
         if threads:
             args.append(f"n_threads={int(threads)}")
-        self._filter = CompareFilter("libvmaf", ":".join(args))
+        self._filter = CompareFilter("libvmaf", ":".join(args), collect=True)
         self._count = 0
 
     def push(self, ref, dist) -> None:
