@@ -14,7 +14,7 @@ import numpy as np
 av = __import__("pytest").importorskip("av")
 
 # FFmpeg's enum values, written out here so that the tests do not use the module under test's tables.
-AVCOL_SPC = {"bt709": 1, "bt470bg": 5, "smpte170m": 6, "bt2020nc": 9, "unspecified": 2}
+AVCOL_SPC = {"bt709": 1, "bt470bg": 5, "smpte170m": 6, "smpte240m": 7, "bt2020nc": 9, "unspecified": 2}
 AVCOL_RANGE = {"limited": 1, "full": 2, "unspecified": 0}
 
 

@@ -241,3 +241,17 @@ def test_probe(tmp_path):
     assert info.colorspace == "bt709" and info.color_range == "limited" and info.max_value == 1023
     with pytest.raises(DecodeError, match="no such file"):
         probe(tmp_path / "missing.mkv")
+
+
+def test_unsupported_matrix_keeps_planes_and_refuses_rgb(tmp_path):
+    src = synthetic_planes(1, 64, 48, "yuv420p")
+    path = encode(tmp_path / "m.mkv", src, "yuv420p", codec="ffv1", colorspace="smpte240m", color_range="limited")
+    with open_video(path) as reader:
+        assert reader.info.colorspace == "smpte240m" and reader.colorspace is None
+        assert any("smpte240m" in w and "--colorspace" in w for w in reader.warnings)
+        frame = next(reader)
+    np.testing.assert_array_equal(frame.planes[0], src[0][0])
+    with pytest.raises(UsageError, match="--colorspace"):
+        _ = frame.rgb
+    with open_video(path, colorspace="bt709") as reader:
+        assert_rgb_close(next(reader).rgb, reference_rgb(src[0], 8, "bt709"))

@@ -181,7 +181,8 @@ class Frame:
             8-bit and uint16 (values ``0..2^bits-1``) above; chroma planes at their own (subsampled) size.
         bit_depth: bits per sample.
         family: ``"yuv"``, ``"rgb"`` or ``"gray"``.
-        colorspace: the matrix :attr:`rgb` uses (``bt601``/``bt709``/``bt2020``).
+        colorspace: the matrix :attr:`rgb` uses (``bt601``/``bt709``/``bt2020``; ``None`` when the stream's
+            tag is one this module does not convert, e.g. ``smpte240m``: :attr:`rgb` then raises).
         color_range: the range :attr:`rgb` uses (``limited``/``full``).
     """
 
@@ -190,7 +191,7 @@ class Frame:
     planes: tuple[np.ndarray, ...]
     bit_depth: int
     family: str
-    colorspace: str
+    colorspace: str | None
     color_range: str
     _rgb: np.ndarray | None = field(default=None, repr=False, compare=False)
 
@@ -209,6 +210,9 @@ class Frame:
         Computed on first access with :func:`yuv_to_rgb` and kept.
         """
         if self._rgb is None:
+            if self.family == "yuv" and self.colorspace is None:
+                raise UsageError("this stream's colour matrix is not supported for RGB conversion; pass "
+                                 f"--colorspace {'|'.join(COLORSPACES)}")
             if self.family == "yuv":
                 self._rgb = yuv_to_rgb(self.planes, bit_depth=self.bit_depth, colorspace=self.colorspace,
                                        color_range=self.color_range)
@@ -327,8 +331,9 @@ def _upsample(plane: np.ndarray, height: int, width: int) -> np.ndarray:
     return plane
 
 
-def _choose_colour(info: VideoInfo, colorspace: str | None, color_range: str | None) -> tuple[str, str, list[str]]:
-    """The matrix and range used for RGB, and warnings naming assumptions."""
+def _choose_colour(info: VideoInfo, colorspace: str | None,
+                   color_range: str | None) -> tuple[str | None, str, list[str]]:
+    """The matrix (``None``: unsupported tag) and range used for RGB, and warnings naming assumptions."""
     if colorspace is not None and colorspace not in COLORSPACES:
         raise UsageError(f"--colorspace must be one of {', '.join(COLORSPACES)}, got {colorspace!r}")
     if color_range is not None and color_range not in COLOR_RANGES:
@@ -347,10 +352,10 @@ def _choose_colour(info: VideoInfo, colorspace: str | None, color_range: str | N
             )
         elif tag in ("bt709", "bt470bg", "smpte170m", "bt2020nc"):
             matrix = {"bt709": "bt709", "bt2020nc": "bt2020"}.get(tag, "bt601")
-        else:
-            raise DecodeError(info.path, (
-                f"colour matrix {tag} is not supported for RGB conversion; pass --colorspace "
-                f"{'|'.join(COLORSPACES)} to convert with another one"))
+        else:  # planes stay usable; Frame.rgb raises
+            matrix = None
+            warnings.append(f"{info.path}: colour matrix {tag} is not supported for RGB conversion; pass "
+                            f"--colorspace {'|'.join(COLORSPACES)} to convert with another one")
     rng = color_range
     if rng is None:
         rng = info.color_range
@@ -449,7 +454,7 @@ class VideoReader:
     """
 
     info: VideoInfo
-    colorspace: str
+    colorspace: str | None
     color_range: str
 
     def __init__(self) -> None:
