@@ -14,7 +14,7 @@ import pytest
 from _video_clips import decode_planes, encode, synthetic_planes
 
 from lpipscli.errors import DecodeError, UsageError
-from lpipscli.io.av_video import RawSpec, open_video, probe, yuv_to_rgb
+from lpipscli.io.av_video import RawSpec, open_video, probe, read_frames, yuv_to_rgb
 from lpipscli.metrics.yuv import psnr_yuv
 
 av = pytest.importorskip("av")
@@ -219,6 +219,14 @@ def test_seek_skips_decoding(tmp_path):
         back = reader.read(5)  # backwards
         np.testing.assert_array_equal(back.planes[0], src[5][0])
         assert next(reader).index == 6
+        short = reader.seek_to(9)  # a short forward jump decodes through frames 7 and 8
+        assert (short.method, short.decoded) == ("sequential", 2) and next(reader).index == 9
+    warnings: list[str] = []
+    picked = list(read_frames(path, range(5, 100, 20), warnings=warnings))
+    assert [f.index for f in picked] == [5, 25, 45]  # stops quietly at the end of the source
+    for frame in picked:
+        np.testing.assert_array_equal(frame.planes[1], src[frame.index][1])
+    assert any("assuming BT.601" in w for w in warnings)
     raw = tmp_path / "s.yuv"
     with open(raw, "wb") as file:
         for planes in src:

@@ -57,6 +57,7 @@ __all__ = [
     "COLORSPACES",
     "COLOR_RANGES",
     "RAW_EXTENSIONS",
+    "SEEK_MIN_GAP",
     "AVVideoReader",
     "Frame",
     "RawSpec",
@@ -68,6 +69,7 @@ __all__ = [
     "open_video",
     "planes_to_av_frame",
     "probe",
+    "read_frames",
     "yuv_to_rgb",
 ]
 
@@ -79,6 +81,8 @@ COLORSPACES: dict[str, tuple[float, float]] = {
 }
 COLOR_RANGES = ("limited", "full")
 RAW_EXTENSIONS = (".yuv", ".raw")
+SEEK_MIN_GAP = 32
+"""Containers: forward jumps of at least this many frames seek by timestamp; shorter ones decode through."""
 
 # FFmpeg's AVColorSpace / AVColorRange / AVColorPrimaries / AVColorTransferCharacteristic values.
 _AV_MATRIX = {1: "bt709", 5: "bt601", 6: "bt601", 9: "bt2020"}
@@ -527,11 +531,16 @@ class AVVideoReader(VideoReader):
         colorspace, color_range: overrides for the RGB conversion (``None``: from the stream's metadata).
         threads: decoder threads (0: FFmpeg's choice). Use 1 per DataLoader worker when many workers run.
         exact_count: count frames by demuxing every packet when the container stores no count.
+        seek_min_gap: forward jumps shorter than this decode through (a seek restarts at the previous
+            keyframe, which for short jumps decodes more than going on would); backward jumps always seek.
     """
 
+    seek_min_gap = SEEK_MIN_GAP
+
     def __init__(self, path: str | os.PathLike, *, colorspace: str | None = None, color_range: str | None = None,
-                 threads: int = 0, exact_count: bool = False):
+                 threads: int = 0, exact_count: bool = False, seek_min_gap: int = SEEK_MIN_GAP):
         super().__init__()
+        self.seek_min_gap = max(2, int(seek_min_gap))
         self.path = Path(path)
         self._container = _open_container(self.path)
         self._stream = self._container.streams.video[0]
@@ -613,7 +622,7 @@ class AVVideoReader(VideoReader):
             note = "variable frame rate: frame indices cannot be mapped to timestamps"
         elif not self._rate or self._first_pts is None:
             note = "the container gives no frame rate or timestamps"
-        if not note and (index < self._next_index or index - self._next_index > 1):
+        if not note and (index < self._next_index or index - self._next_index >= self.seek_min_gap):
             landed = self._try_seek(index)
             if landed is True:
                 return SeekReport(index, self.decoded - start - 1, "seek")
@@ -933,6 +942,41 @@ def open_video(path: str | os.PathLike, *, raw: RawSpec | None = None, colorspac
         return Y4MReader(path, colorspace=colorspace, color_range=color_range)
     return AVVideoReader(path, colorspace=colorspace, color_range=color_range, threads=threads,
                          exact_count=exact_count)
+
+
+def read_frames(path: str | os.PathLike, indices: Sequence[int], *, raw: RawSpec | None = None,
+                colorspace: str | None = None, color_range: str | None = None, threads: int = 1,
+                warnings: list[str] | None = None) -> Iterator[Frame]:
+    """Yield the frames ``indices`` (increasing) of one source: the worker-side unit of decoding.
+
+    Opens its own reader (so it can run in a DataLoader worker), seeks to the first index (see
+    :meth:`VideoReader.seek_to`), then steps through; stops early, without error, when the source ends.
+
+    Args:
+        path, raw, colorspace, color_range, threads: see :func:`open_video` (``threads`` defaults to 1,
+            one decoder thread per worker).
+        indices: frame indices, strictly increasing (a ``range`` is ideal).
+        warnings: a list the reader's warnings are appended to when the generator finishes.
+
+    Yields:
+        :class:`Frame` objects, in order.
+    """
+    with open_video(path, raw=raw, colorspace=colorspace, color_range=color_range, threads=threads) as reader:
+        try:
+            previous = -1
+            for index in indices:
+                if index <= previous:
+                    raise UsageError(f"read_frames: indices must increase, got {index} after {previous}")
+                previous = index
+                try:
+                    yield reader.read(index)
+                except DecodeError as exc:
+                    if "has no frame" in str(exc):
+                        return
+                    raise
+        finally:
+            if warnings is not None:
+                warnings.extend(w for w in reader.warnings if w not in warnings)
 
 
 def probe(path: str | os.PathLike, *, raw: RawSpec | None = None, exact_count: bool = False) -> VideoInfo:
