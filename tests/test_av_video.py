@@ -249,6 +249,10 @@ def test_probe(tmp_path):
     assert info.colorspace == "bt709" and info.color_range == "limited" and info.max_value == 1023
     with pytest.raises(DecodeError, match="no such file"):
         probe(tmp_path / "missing.mkv")
+    bad = tmp_path / "bad.mkv"
+    bad.write_bytes(b"not a video at all")
+    with pytest.raises(DecodeError, match="cannot open as a video"):
+        probe(bad)
 
 
 def test_unsupported_matrix_keeps_planes_and_refuses_rgb(tmp_path):
