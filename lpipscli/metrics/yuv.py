@@ -215,3 +215,24 @@ def ssim_db(ssim: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         db = 10.0 * np.log10(1.0 / gap)
     return np.where(np.abs(gap) > 1e-9, db, np.inf)
+
+
+def _numpy_planes(planes: Sequence) -> list[np.ndarray]:
+    return [p.numpy() if hasattr(p, "numpy") else np.asarray(p) for p in planes]
+
+
+def psnr_yuv_columns(ref_planes: Sequence, dist_planes: Sequence, bit_depth: int) -> dict[str, np.ndarray]:
+    """The registry's ``psnr_yuv`` columns: ``psnr_yuv_y/u/v`` and ``psnr_yuv`` (FFmpeg's ``psnr_avg``).
+
+    Planes may be CPU tensors (the engine's batches); see :func:`psnr_yuv`.
+    """
+    out = psnr_yuv(_numpy_planes(ref_planes), _numpy_planes(dist_planes), bit_depth)
+    names = PLANE_NAMES[: len(ref_planes)]
+    return {**{f"psnr_yuv_{k}": out[k] for k in names}, "psnr_yuv": out["avg"]}
+
+
+def ssim_ffmpeg_columns(ref_planes: Sequence, dist_planes: Sequence, bit_depth: int) -> dict[str, np.ndarray]:
+    """The registry's ``ssim_ffmpeg`` columns: ``ssim_ffmpeg_y/u/v`` and ``ssim_ffmpeg`` (FFmpeg's ``All``)."""
+    out = ssim_ffmpeg(_numpy_planes(ref_planes), _numpy_planes(dist_planes), bit_depth)
+    names = PLANE_NAMES[: len(ref_planes)]
+    return {**{f"ssim_ffmpeg_{k}": out[k] for k in names}, "ssim_ffmpeg": out["all"]}

@@ -13,8 +13,27 @@ from lpipscli.sources.base import VIDEO_COLUMNS, PlanContext, SourcePlan
 
 
 def _source_record(info) -> dict:
-    return {"path": str(info.path), "kind": info.kind, "size": info.size, "fps": info.fps,
-            "frame_count": info.frame_count, "codec": info.codec}
+    record = {"path": str(info.path), "kind": info.kind, "size": info.size, "fps": info.fps,
+              "frame_count": info.frame_count, "codec": info.codec, "bit_depth": info.bit_depth}
+    if info.kind == "video":
+        # the colour values actually used for RGB (metadata, override or assumption) and the stream's tags
+        record.update(pix_fmt=info.pix_fmt, colorspace=info.colorspace, color_range=info.color_range,
+                      tags=dict(info.tags), vfr=info.vfr)
+        if info.raw is not None:
+            record["raw"] = {"size": f"{info.raw.width}x{info.raw.height}", "pix_fmt": info.raw.pix_fmt,
+                             "fps": info.raw.fps}
+    return record
+
+
+def raw_spec(opts):
+    """The RawSpec of ``--raw-size/--raw-format/--raw-fps`` (None when none is given)."""
+    if opts.raw_size is None and opts.raw_format is None and opts.raw_fps is None:
+        return None
+    from lpipscli.io.av_video import RawSpec
+
+    if opts.raw_size is None:
+        raise UsageError("--raw-format/--raw-fps need --raw-size WxH too (raw .yuv files have no header)")
+    return RawSpec.parse(opts.raw_size, opts.raw_format or "yuv420p", opts.raw_fps or "25")
 
 
 class VideoSource:
@@ -27,10 +46,19 @@ class VideoSource:
 
     def plan(self, ctx: PlanContext, *, done: set | None = None) -> SourcePlan:
         from lpipscli.io.video import plan_video
+        from lpipscli.metrics import REGISTRY
 
         cfg, opts = self.config, self.config.video
         plan = plan_video(cfg.ref, list(cfg.dists), start=opts.start, max_frames=opts.max_frames, step=opts.step,
-                          offset=opts.offset, frames=opts.frames, resize=ctx.resize)
+                          offset=opts.offset, frames=opts.frames, resize=ctx.resize, pair_by=opts.pair_by,
+                          align=opts.align, raw=raw_spec(opts), colorspace=opts.colorspace,
+                          color_range=opts.color_range)
+        planes = [k for k in cfg.metrics if REGISTRY[k].input == "planes"]
+        if planes:
+            for info in (plan.ref, *(d.source for d in plan.dists)):
+                if info.kind != "video" or info.family != "yuv":
+                    what = "a frame folder" if info.kind != "video" else f"{info.pix_fmt} (not YUV)"
+                    raise UsageError(f"{', '.join(planes)} compare decoded YUV planes; {info.path} is {what}")
         height, width = plan.ref.height, plan.ref.width
         if ctx.max_pixels is not None and width * height > ctx.max_pixels:
             raise UsageError(f"{plan.ref.path}: frames are {width}x{height} = {width * height} px, more than "
@@ -46,20 +74,25 @@ class VideoSource:
                                                    f"at least {side}x{side} px")
         done_frames = {(d[0], d[3]) for d in (done or set())}
         labels = [str(d) for d in cfg.dists]
-        dataset = VideoDataset(plan, labels, done=done_frames, alpha=ctx.alpha, max_pixels=ctx.max_pixels)
+        dataset = VideoDataset(plan, labels, done=done_frames, alpha=ctx.alpha, max_pixels=ctx.max_pixels,
+                               planes=bool(planes))
         warnings = list(plan.warnings)
         if cfg.workers is not None and cfg.workers > 1:
             warnings.append(f"--workers {cfg.workers}: video streams are decoded sequentially by one worker "
                             "process (each source in its own thread); more workers cannot speed them up")
         video = {
             "start": opts.start, "max_frames": opts.max_frames, "step": opts.step, "offset": opts.offset,
-            "frames": opts.frames, "ref": _source_record(plan.ref),
+            "frames": opts.frames, "pair_by": opts.pair_by, "align": opts.align, "ref": _source_record(plan.ref),
             "dists": [_source_record(d.source) for d in plan.dists], "frames_scored": plan.n_groups,
             "warnings": list(plan.warnings),
         }
+        if opts.align == "auto" or opts.pair_by == "time":
+            video["pairs"] = [{"dist": label, "pairs": [list(p) for p in d.pairs()]}
+                              for label, d in zip(labels, plan.dists, strict=True)]
         n_pairs = plan.n_pairs - len(done_frames)
         return SourcePlan(
             columns=VIDEO_COLUMNS, n_pairs=max(0, n_pairs), dataset=dataset, metric_problems=problems,
             warnings=warnings, inputs={"ref": str(cfg.ref), "dists": labels}, workers=1,
-            frame_grid=(plan.ref_indices.start, plan.ref_indices.step), fps=plan.ref.fps, video=video,
+            frame_grid=((plan.ref_indices.start, plan.ref_indices.step) if isinstance(plan.ref_indices, range)
+                        else (plan.ref_indices[0], plan.step)), fps=plan.ref.fps, video=video,
         )
