@@ -551,6 +551,7 @@ class AVVideoReader(VideoReader):
         self._pending: Frame | None = None
         self._gen = None
         self._next_index = 0
+        self._no_seek = ""  # why seeking failed once (then frames are decoded forward)
         try:
             first = self._decode_next()
             if first is None:
@@ -617,8 +618,10 @@ class AVVideoReader(VideoReader):
         if index == self._next_index:
             return SeekReport(index, 0, "none")
         start = self.decoded
-        note = ""
-        if self.info.vfr:
+        note = self._no_seek
+        if note:
+            pass
+        elif self.info.vfr:
             note = "variable frame rate: frame indices cannot be mapped to timestamps"
         elif not self._rate or self._first_pts is None:
             note = "the container gives no frame rate or timestamps"
@@ -626,7 +629,7 @@ class AVVideoReader(VideoReader):
             landed = self._try_seek(index)
             if landed is True:
                 return SeekReport(index, self.decoded - start - 1, "seek")
-            note = landed
+            note = self._no_seek = landed  # no more seeks on this stream: decode forward from now on
             self._reopen()  # the failed seek left the demuxer somewhere: start again from frame 0
         elif index < self._next_index:
             self._reopen()
