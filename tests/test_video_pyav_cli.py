@@ -263,3 +263,37 @@ def test_resume_with_another_colorspace_is_refused(align_clips, tmp_path):
     assert same.exit_code == 0, same.stderr
     with open(out) as f:
         assert len(list(csv.DictReader(f))) == N_ALIGN
+
+
+def test_resume_does_not_decode_the_frames_it_skips(align_clips):
+    from lpipscli.config import RunConfig, VideoOptions
+    from lpipscli.sources.base import PlanContext
+    from lpipscli.sources.video import VideoSource
+
+    paths, _ = align_clips
+    config = RunConfig(ref=paths["ref"], dists=(paths["clean"],), metrics=("psnr",), video=VideoOptions(step=2))
+    ctx = PlanContext(min_sides={"psnr": 1}, batch_size=4, max_batch_pixels=1 << 20, max_pixels=None)
+    label = str(paths["clean"])
+    done = {(label, str(paths["ref"]), label, k) for k in (0, 2, 4, 8)}  # 8 is not part of the leading run
+    plan = VideoSource(config).plan(ctx, done=done)
+    assert plan.n_pairs == 6 - 4
+    video_plan = plan.dataset.plan
+    assert list(video_plan.ref_indices) == [6, 8, 10] and list(video_plan.dists[0].ref_indices) == [6, 8, 10]
+    items = [i for i in plan.dataset if "chunk" in i]
+    assert [p.frame for i in items for p in i["chunk"].pairs] == [6, 10]
+
+
+def test_shortest_reports_where_a_dropped_frame_breaks_the_scores(tmp_path):
+    src = synthetic_planes(24, W, H, "yuv420p")
+    ref = encode(tmp_path / "ref.mkv", src, "yuv420p", codec="ffv1")
+    dropped = encode(tmp_path / "dropped.mkv", src[:10] + src[11:], "yuv420p", codec="ffv1")
+    result = invoke(ref, dropped, "-m", "psnr", "--frames", "shortest", "-o", tmp_path / "rows.csv",
+                    "--summary-json", tmp_path / "s.json")
+    assert result.exit_code == 0, result.stderr
+    warnings = json.loads((tmp_path / "s.json").read_text())["warnings"]
+    notes = [w for w in warnings if "--align auto" in w]
+    assert len(notes) == 1 and "at frames 10-" in notes[0] and "--align auto" in " ".join(result.stderr.split())
+    clean = invoke(ref, ref, "-m", "psnr", "--frames", "shortest", "-o", tmp_path / "clean.csv",
+                   "--summary-json", tmp_path / "c.json")
+    assert clean.exit_code == 0
+    assert not [w for w in json.loads((tmp_path / "c.json").read_text()).get("warnings", []) if "--align" in w]

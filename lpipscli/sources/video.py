@@ -25,6 +25,29 @@ def _source_record(info) -> dict:
     return record
 
 
+def skip_done(plan, labels: list[str], done: set) -> None:
+    """Drop the leading frames a resumed run already has from the plan, so that they are not decoded.
+
+    Each distorted source loses the reference frames at the start of its list that are done for it; the
+    reference starts at the first frame some source still needs. The readers then seek straight there
+    (where the container allows it; a warning says when it does not).
+    """
+    firsts = []
+    for label, dist in zip(labels, plan.dists, strict=True):
+        k = 0
+        while k < len(dist.ref_indices) and (label, dist.ref_indices[k]) in done:
+            k += 1
+        dist.ref_indices = dist.ref_indices[k:]
+        if len(dist.ref_indices):
+            firsts.append(dist.ref_indices[0])
+    first = min(firsts) if firsts else None
+    ref = plan.ref_indices
+    k = 0
+    while k < len(ref) and (first is None or ref[k] < first):
+        k += 1
+    plan.ref_indices = ref[k:]
+
+
 def raw_spec(opts):
     """The RawSpec of ``--raw-size/--raw-format/--raw-fps`` (None when none is given)."""
     if opts.raw_size is None and opts.raw_format is None and opts.raw_fps is None:
@@ -90,9 +113,42 @@ class VideoSource:
             video["pairs"] = [{"dist": label, "pairs": [list(p) for p in d.pairs()]}
                               for label, d in zip(labels, plan.dists, strict=True)]
         n_pairs = plan.n_pairs - len(done_frames)
+        if done_frames:
+            skip_done(plan, labels, done_frames)
         return SourcePlan(
             columns=VIDEO_COLUMNS, n_pairs=max(0, n_pairs), dataset=dataset, metric_problems=problems,
             warnings=warnings, inputs={"ref": str(cfg.ref), "dists": labels}, workers=1,
             frame_grid=((plan.ref_indices.start, plan.ref_indices.step) if isinstance(plan.ref_indices, range)
                         else (plan.ref_indices[0], plan.step)), fps=plan.ref.fps, video=video,
         )
+
+
+#: metrics in dB whose per-frame series :func:`break_notes` checks, in order of preference
+_BREAK_METRICS = ("psnr_yuv", "psnr_y", "psnr")
+
+
+def break_notes(config, result) -> list[str]:
+    """``--frames shortest``: where per-frame PSNR falls and stays low (a dropped or repeated frame?).
+
+    Pairing by index over the overlap hides a frame missing mid-stream: every later frame pairs with its
+    neighbour and scores low. :func:`lpipscli.io.alignment.detect_breaks` finds such runs in the first
+    selected dB metric; one note per break, naming the frames and pointing to ``--align auto``.
+    """
+    opts = config.video
+    if opts is None or opts.frames != "shortest" or opts.align != "none" or opts.pair_by != "index":
+        return []
+    metric = next((m for m in _BREAK_METRICS if m in config.metrics), None)
+    if metric is None:
+        return []
+    from lpipscli.io.alignment import detect_breaks
+
+    notes = []
+    for root, names in result.names.items():
+        values = result.values.get((root, metric), [])
+        frames = [int(n.rsplit("#", 1)[1]) for n in names]
+        for brk in detect_breaks([float(v) for v in values]):
+            end = f"{frames[brk.end - 1]}" if brk.end is not None else "the end"
+            notes.append(f"{root}: {metric} falls from about {brk.before:.4g} to {brk.during:.4g} dB at frames "
+                         f"{frames[brk.start]}-{end}: a dropped or repeated frame? --align auto pairs frames by "
+                         "content")
+    return notes
