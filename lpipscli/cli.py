@@ -112,6 +112,12 @@ def _parse_metrics(metric: list[str] | None, net: list[str] | None) -> tuple[str
         keys.extend(f"lpips_{n.strip()}" for n in item.split(",") if n.strip())
     if not keys:
         keys = list(DEFAULT_METRICS)
+    if "vmaf" in keys and "vmaf" not in REGISTRY:
+        from lpipscli.metrics.vmaf import require_vmaf
+
+        require_vmaf()  # names what to install where libvmaf is missing
+        raise UsageError("vmaf is not yet available in `lpips compare` (lpipscli.metrics.vmaf.vmaf_frames scores "
+                         "two files from Python)")
     unknown = [k for k in keys if k not in REGISTRY]
     if unknown:
         raise UsageError(f"unknown metric {', '.join(unknown)}; known: {', '.join(REGISTRY)} (see `lpips metrics`)")

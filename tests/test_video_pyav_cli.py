@@ -297,3 +297,61 @@ def test_shortest_reports_where_a_dropped_frame_breaks_the_scores(tmp_path):
                    "--summary-json", tmp_path / "c.json")
     assert clean.exit_code == 0
     assert not [w for w in json.loads((tmp_path / "c.json").read_text()).get("warnings", []) if "--align" in w]
+
+
+def test_vmaf_without_libvmaf_is_a_usage_error_at_parse_time(tmp_path):
+    from lpipscli.metrics.vmaf import vmaf_available
+
+    if vmaf_available():
+        pytest.skip("this PyAV has libvmaf")
+    result = invoke(tmp_path / "missing.mkv", tmp_path / "missing2.mkv", "-m", "psnr,vmaf", "-o", "-")
+    assert result.exit_code == 2, (result.exit_code, result.stderr)  # before any file is looked at
+    assert "libvmaf" in result.stderr and "av>=19" in result.stderr and "missing" not in result.stderr
+
+
+def _decoded_counts(monkeypatch) -> list[tuple[str, int]]:
+    from lpipscli.io.av_video import AVVideoReader
+
+    counts: list[tuple[str, int]] = []
+    real_close = AVVideoReader.close
+
+    def close(self):
+        if getattr(self, "_container", None) is not None:
+            counts.append((self.path.name, self.decoded))
+        real_close(self)
+
+    monkeypatch.setattr(AVVideoReader, "close", close)
+    return counts
+
+
+def test_start_seeks_instead_of_decoding_the_skipped_frames(tmp_path, monkeypatch):
+    from lpipscli.io.video import iter_frame_groups, plan_video
+
+    src = synthetic_planes(60, 32, 32, "yuv420p")
+    clip = encode(tmp_path / "gop.mp4", src, "yuv420p", codec="libx264",
+                  options={"g": "10", "keyint_min": "10", "sc_threshold": "0", "bf": "0", "preset": "ultrafast"})
+    plan = plan_video(clip, [clip], start=45, max_frames=3)
+    counts = _decoded_counts(monkeypatch)
+    groups = list(iter_frame_groups(plan, planes=True))
+    assert [g.index for g in groups] == [45, 46, 47]
+    ref_y = [g.ref_planes[0].astype(float) for g in groups]
+    # x264 is lossy: each decoded frame is closest to its own source frame (the seek landed right)
+    for g, y in zip(groups, ref_y, strict=True):
+        errors = [np.abs(y - src[k][0]).mean() for k in range(40, 50)]
+        assert 40 + int(np.argmin(errors)) == g.index
+    readers = [n for name, n in counts if name == "gop.mp4"]
+    assert len(readers) == 2 and all(n <= 10 for n in readers), counts  # from keyframe 40, not from frame 0
+    assert not [w for w in plan.warnings if "cannot seek" in w]
+
+
+def test_start_on_a_stream_that_cannot_seek_is_reported(tmp_path):
+    from lpipscli.io.video import iter_frame_groups, plan_video
+
+    src = synthetic_planes(50, 32, 32, "yuv420p")
+    pts = [40 * k + (10 if k % 3 == 0 and k else 0) for k in range(50)]  # jittered: variable frame rate
+    clip = encode(tmp_path / "vfr.mkv", src, "yuv420p", codec="ffv1", pts=pts, time_base=Fraction(1, 1000))
+    plan = plan_video(clip, [clip], start=40, max_frames=2)
+    groups = list(iter_frame_groups(plan, planes=True))
+    assert [g.index for g in groups] == [40, 41]
+    assert all(np.array_equal(g.ref_planes[k], src[g.index][k]) for g in groups for k in range(3))  # lossless
+    assert any("cannot seek" in w for w in plan.warnings), plan.warnings
