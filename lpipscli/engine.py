@@ -172,7 +172,8 @@ def _versions() -> dict[str, str]:
     import importlib.metadata as md
 
     out = {"python": platform.python_version(), "torch_build": torch.__version__, "cuda": torch.version.cuda}
-    for dist in ("lpipscli", "torch", "torchvision", "lpips", "numpy", "pillow", "opencv-python-headless", "pyarrow"):
+    for dist in ("lpipscli", "torch", "torchvision", "lpips", "numpy", "pillow", "opencv-python-headless", "pyarrow",
+                 "av"):
         try:
             out[dist] = md.version(dist)
         except md.PackageNotFoundError:

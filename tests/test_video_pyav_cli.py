@@ -355,3 +355,20 @@ def test_start_on_a_stream_that_cannot_seek_is_reported(tmp_path):
     assert [g.index for g in groups] == [40, 41]
     assert all(np.array_equal(g.ref_planes[k], src[g.index][k]) for g in groups for k in range(3))  # lossless
     assert any("cannot seek" in w for w in plan.warnings), plan.warnings
+
+
+def test_8bit_against_10bit_scores_rgb_at_each_own_scale_and_refuses_plane_metrics(tmp_path):
+    # a gray clip: its RGB is the gray plane repeated, so NumPy's PSNR on [0, 1] values is the oracle
+    rng = np.random.default_rng(5)
+    ten = [(rng.integers(0, 1024, size=(H, W)).astype(np.uint16),) for _ in range(2)]
+    eight = [((p >> 2).astype(np.uint8),) for (p,) in ten]
+    ref = encode(tmp_path / "ref10.mkv", ten, "gray10le", codec="ffv1")
+    dist = encode(tmp_path / "dist8.mkv", eight, "gray", codec="ffv1")
+    result = invoke(ref, dist, "-m", "psnr,psnr_yuv", "-o", "-", "-q", "--on-error", "skip")
+    assert result.exit_code == 4, result.stderr  # pairs scored only in part
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    for r, (a,), (b,) in zip(rows, ten, eight, strict=True):
+        want = numpy_psnr(a / 1023.0, b / 255.0, 1.0)
+        assert abs(float(r["psnr"]) - want) <= TOLERANCES["psnr_db"]
+        assert r["status"] == "partial" and "psnr_yuv: bit depths differ" in r["error"]
+        assert r["psnr_yuv"] == r["psnr_yuv_y"] == ""  # not scored

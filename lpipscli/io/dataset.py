@@ -275,13 +275,15 @@ def collate(items: list[dict]) -> dict:
     ``dist`` rows.
     """
     refs, dists, ref_index, scored, failed = [], [], [], [], []
-    scales: list[float | None] = []  # per tensor: full scale of its integer samples (None: by dtype)
+    # per tensor: full scale of its integer samples (None: by dtype), in the order of refs and of dists
+    ref_scales: list[float | None] = []
+    dist_scales: list[float | None] = []
     ref_planes, dist_planes, plane_bits, plane_errors = [], [], set(), []
     for i, item in enumerate(items):
         has_planes = "ref_planes" in item
         if item["ref"] is not None and any(d is not None for d in item["dists"]):
             refs.append(item["ref"])
-            scales.append(item.get("ref_scale"))
+            ref_scales.append(item.get("ref_scale"))
             if has_planes:
                 ref_planes.append(item["ref_planes"])
                 plane_bits.add(item["plane_bits"])
@@ -292,8 +294,8 @@ def collate(items: list[dict]) -> dict:
                 dists.append(dist)
                 ref_index.append(len(refs) - 1)
                 scored.append((i, k))
-        dist_scales = item.get("dist_scales") or [None] * len(item["dists"])
-        scales.extend(s for d, s in zip(item["dists"], dist_scales, strict=True) if d is not None)
+        item_scales = item.get("dist_scales") or [None] * len(item["dists"])
+        dist_scales.extend(s for d, s in zip(item["dists"], item_scales, strict=True) if d is not None)
         if has_planes:
             for dist, planes, problem in zip(item["dists"], item["dist_planes"], item["plane_errors"], strict=True):
                 if dist is not None:
@@ -304,6 +306,7 @@ def collate(items: list[dict]) -> dict:
              "dist": None, "ref_index": None, "identity": False, "scale": None}
     if dists:
         tensors = refs + dists
+        scales = ref_scales + dist_scales
         full = [s if s is not None else _SCALE.get(t.dtype) for t, s in zip(tensors, scales, strict=True)]
         if len({t.dtype for t in tensors}) > 1 or len(set(full)) > 1:  # mixed bit depths: exact float64 [0, 1]
             tensors = [to_unit_float(t, torch.float64, s) for t, s in zip(tensors, full, strict=True)]

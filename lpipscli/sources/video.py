@@ -79,7 +79,7 @@ class VideoSource:
         planes = [k for k in cfg.metrics if REGISTRY[k].input == "planes"]
         if planes:
             for info in (plan.ref, *(d.source for d in plan.dists)):
-                if info.kind != "video" or info.family != "yuv":
+                if info.kind != "video" or info.family not in ("yuv", "gray"):  # gray: Y only, U/V columns empty
                     what = "a frame folder" if info.kind != "video" else f"{info.pix_fmt} (not YUV)"
                     raise UsageError(f"{', '.join(planes)} compare decoded YUV planes; {info.path} is {what}")
         height, width = plan.ref.height, plan.ref.width
