@@ -776,7 +776,7 @@ def iter_frame_groups(plan: VideoPlan, *, queue_size: int = 8, alpha: str = "dro
     gives ``None`` frames with an error in every remaining group (not an exception), and its
     :attr:`DistPlan.actual_frame_count` is set. The reference ending early ends the iteration and sets
     :attr:`VideoPlan.ref_actual_frame_count`. Both are also added to ``plan.warnings``, as is a source
-    that turns out to have more frames than reported (checked with one ``grab()`` when the plan reads
+    that turns out to have more frames than reported (checked by decoding one more frame when the plan reads
     up to its reported last frame).
 
     Args:
