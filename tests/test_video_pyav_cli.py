@@ -372,3 +372,39 @@ def test_8bit_against_10bit_scores_rgb_at_each_own_scale_and_refuses_plane_metri
         assert abs(float(r["psnr"]) - want) <= TOLERANCES["psnr_db"]
         assert r["status"] == "partial" and "psnr_yuv: bit depths differ" in r["error"]
         assert r["psnr_yuv"] == r["psnr_yuv_y"] == ""  # not scored
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("--pair-by", "time", "--align", "auto"), "give one"),
+    (("--align", "auto", "--offset", "2"), "--offset applies to index pairing"),
+    (("--colorspace", "bt2020"), None),  # accepted on video
+])
+def test_pairing_option_conflicts(align_clips, args, needle):
+    paths, _ = align_clips
+    result = invoke(paths["ref"], paths["clean"], "-m", "psnr", "-o", "-", "-q", *args)
+    if needle is None:
+        assert result.exit_code == 0, result.stderr
+    else:
+        assert result.exit_code == 2 and needle in result.stderr, (result.exit_code, result.stderr)
+
+
+def test_video_decoding_options_are_refused_on_images(tmp_path):
+    from PIL import Image
+
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / name)
+    for option in (("--colorspace", "bt709"), ("--align", "auto"), ("--raw-size", "20x20")):
+        result = invoke(tmp_path / "a.png", tmp_path / "b.png", "-m", "psnr", "-o", "-", *option)
+        assert result.exit_code == 2 and option[0] in result.stderr and "video" in result.stderr
+
+
+def test_colorspace_override_changes_rgb_scores_not_plane_scores(tmp_path):
+    src = synthetic_planes(2, W, H, "yuv444p", noise=0.01)
+    noisy = synthetic_planes(2, W, H, "yuv444p", noise=0.04, seed=9)
+    ref = encode(tmp_path / "ref.mkv", src, "yuv444p", codec="ffv1", colorspace="bt709", color_range="limited")
+    dist = encode(tmp_path / "dist.mkv", noisy, "yuv444p", codec="ffv1", colorspace="bt709", color_range="limited")
+    runs = {cs: run_ok(ref, dist, "-m", "psnr,psnr_yuv", "--colorspace", cs)[1] for cs in ("auto", "bt709", "bt2020")}
+    for a, b, c in zip(runs["auto"], runs["bt709"], runs["bt2020"], strict=True):
+        assert a["psnr"] == b["psnr"]  # the stream says BT.709
+        assert abs(float(a["psnr"]) - float(c["psnr"])) > 1e-3  # another matrix, other RGB
+        assert a["psnr_yuv"] == b["psnr_yuv"] == c["psnr_yuv"]  # planes do not depend on the matrix
