@@ -24,6 +24,16 @@ What each side computes (so the ratio compares tools, not identical arithmetic):
     python benchmarks/bench_video.py                        # ../shared/data/video, --repeat 2
     python benchmarks/bench_video.py --sizes 360 --repeat 1 --no-multi
     python benchmarks/bench_video.py --data DIR --workers 2
+    python benchmarks/bench_video.py --bit-depths             # 8- and 10-bit synthetic clips, 360p and 1080p
+    python benchmarks/bench_video.py --bit-depths --smoke     # 64x48, 5 frames: checks the script runs
+
+``--bit-depths`` (needs no shared data): 8-bit ``yuv420p`` and 10-bit ``yuv420p10le`` clips made with
+PyAV (``bench_decode.make_clip``: x264 CRF 23 reference, CRF 35 distorted) at 360p and 1080p; per clip,
+frames/s of frame pairs for: ``decode`` (the pipeline's PyAV decoder, ``io.video.iter_frame_groups``,
+RGB at full precision, both sides, in-process), whole ``lpips compare`` processes with ``psnr``,
+``ssim``, ``lpips_alex`` and the FFmpeg-equal ``psnr_yuv,ssim_ffmpeg``, and FFmpeg's own ``psnr`` and
+``ssim`` filters on the same clips (PyAV's FFmpeg, decoding included; and the ``ffmpeg`` command where
+installed).
 
 Besides whole-process frames/s, "steady" is (frames - 1) / (wall - wall of the same command limited to
 one frame: `--max-frames 1` for ours, `-frames:v 1` for ffmpeg), the rate once start-up is paid.
@@ -47,7 +57,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import DEFAULT_DATA, run_measured, torch_home_with_weights
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's lpipscli, not an installed one
+
+from _common import DEFAULT_DATA, run_measured, torch_home_with_weights  # noqa: E402
 
 CLIP = "bottles.mp4"
 METRIC_SETS = {"psnr+ssim": "psnr,ssim", "lpips_alex": "lpips_alex"}
@@ -134,6 +146,48 @@ def make_720p(video: Path, tmp: Path, have_ffmpeg: bool) -> tuple[Path, Path, st
     return ref, dist, "OpenCV bicubic upscale of the shared ref / x264_crf40 clips, mp4v"
 
 
+def bit_depth_section(args, env: dict, tmp: Path, have_ffmpeg: bool) -> None:
+    """Decode-only, PSNR, SSIM and LPIPS frames/s of 8- and 10-bit clips beside FFmpeg's filters."""
+    import time
+
+    from bench_decode import ffmpeg_filter, make_clip
+
+    from lpipscli.io.video import iter_frame_groups, plan_video
+
+    sizes = {"48": (64, 48), "360": (640, 360), "1080": (1920, 1080)}
+    chosen = ["48"] if args.smoke else [s.strip() for s in args.bit_sizes.split(",") if s.strip()]
+    frames = 5 if args.smoke else args.frames
+    print(f"\nbit depths: x264 clips made here, {frames} frames; frames/s of frame pairs (best of {args.repeat})")
+    print(f"{'clip':16s}{'measure':34s}{'wall s':>8s}{'fps':>8s}   check")
+    for size in chosen:
+        width, height = sizes[size]
+        for label, pix_fmt in (("8-bit", "yuv420p"), ("10-bit", "yuv420p10le")):
+            name = f"{height}p {label}"
+            ref = make_clip(tmp / f"ref_{size}_{pix_fmt}.mp4", width, height, frames, pix_fmt, 23)
+            dist = make_clip(tmp / f"dist_{size}_{pix_fmt}.mp4", width, height, frames, pix_fmt, 35)
+            walls = []
+            for _ in range(args.repeat):
+                start = time.perf_counter()
+                n = sum(1 for _ in iter_frame_groups(plan_video(ref, [dist])))
+                walls.append(time.perf_counter() - start)
+            print(f"{name:16s}{'decode (PyAV, RGB, both sides)':34s}{min(walls):8.2f}{n / min(walls):8.1f}")
+            for metrics in ("psnr", "ssim", "lpips_alex", "psnr_yuv,ssim_ffmpeg"):
+                wall, _, rows = ours(args, env, ref, [dist], metrics, tmp)
+                means = ", ".join(f"{m} {sum(float(r[m]) for r in rows) / len(rows):.4f}" for m in metrics.split(","))
+                print(f"{name:16s}{'ours ' + metrics + ' (process)':34s}{wall:8.2f}{len(rows) / wall:8.1f}   {means}")
+            for filt in ("psnr", "ssim"):
+                walls = []
+                for _ in range(args.repeat):
+                    start = time.perf_counter()
+                    n = ffmpeg_filter(ref, dist, filt)
+                    walls.append(time.perf_counter() - start)
+                print(f"{name:16s}{'PyAV FFmpeg ' + filt + ' filter':34s}{min(walls):8.2f}{n / min(walls):8.1f}")
+            if have_ffmpeg:
+                wall, _, n, ssim, psnr = ffmpeg_side(args, ref, dist, tmp)
+                print(f"{name:16s}{'ffmpeg ssim+psnr (process)':34s}{wall:8.2f}{n / wall:8.1f}   "
+                      f"ssim All {ssim:.4f}, psnr_avg {psnr:.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA / "video",
@@ -142,7 +196,25 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="runs per measurement; the best is kept")
     parser.add_argument("--workers", type=int, default=None, help="passed to lpips compare --workers")
     parser.add_argument("--no-multi", action="store_true", help="skip the 3-encodes measurement")
+    parser.add_argument("--bit-depths", action="store_true",
+                        help="8- and 10-bit synthetic clips instead of the shared data (see the module doc)")
+    parser.add_argument("--bit-sizes", default="360,1080", help="--bit-depths: comma-separated 360 and/or 1080")
+    parser.add_argument("--frames", type=int, default=60, help="--bit-depths: frames per clip")
+    parser.add_argument("--smoke", action="store_true", help="--bit-depths at 64x48, 5 frames")
     args = parser.parse_args()
+    if args.bit_depths or args.smoke:
+        if args.smoke:
+            args.repeat = 1
+        home, real = torch_home_with_weights(("alex",))
+        env = {"TORCH_HOME": home, "LPIPSCLI_ALLOW_UNVERIFIED_WEIGHTS": "0" if real else "1",
+               "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        try:
+            with tempfile.TemporaryDirectory(prefix="lpipscli-bench-bits-") as name:
+                bit_depth_section(args, env, Path(name), shutil.which("ffmpeg") is not None)
+        finally:
+            if not real:
+                shutil.rmtree(home, ignore_errors=True)
+        return
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     if not (args.data / "ref" / CLIP).is_file() or set(sizes) - {"360", "720"}:
         raise SystemExit(f"{args.data}: expected ref/{CLIP}; --sizes takes 360 and/or 720")

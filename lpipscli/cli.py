@@ -64,6 +64,25 @@ class MmdNormalize(str, Enum):
 class PairBy(str, Enum):
     path = "path"
     index = "index"
+    time = "time"
+
+
+class Align(str, Enum):
+    none = "none"
+    auto = "auto"
+
+
+class Colorspace(str, Enum):
+    auto = "auto"
+    bt601 = "bt601"
+    bt709 = "bt709"
+    bt2020 = "bt2020"
+
+
+class ColorRange(str, Enum):
+    auto = "auto"
+    limited = "limited"
+    full = "full"
 
 
 class FramesPolicy(str, Enum):
@@ -123,6 +142,12 @@ def _parse_metrics(metric: list[str] | None, net: list[str] | None, defined: tup
     keys.extend(defined)
     if not keys:
         keys = list(DEFAULT_METRICS)
+    if "vmaf" in keys and "vmaf" not in REGISTRY:
+        from lpipscli.metrics.vmaf import require_vmaf
+
+        require_vmaf()  # names what to install where libvmaf is missing
+        raise UsageError("vmaf is not yet available in `lpips compare` (lpipscli.metrics.vmaf.vmaf_frames scores "
+                         "two files from Python)")
     unknown = [k for k in keys if k not in REGISTRY]
     if unknown:
         raise UsageError(f"unknown metric {', '.join(unknown)}; known: {', '.join(REGISTRY)} (see `lpips metrics`)")
@@ -251,7 +276,26 @@ def compare(
         rich_help_panel="Heatmaps")] = False,
     pair_by: Annotated[PairBy, typer.Option(
         help="path: pair files by relative path; index: pair two frame folders (%05d.png...) by sorted order "
-        "(refused for anything that is not a frame sequence).", rich_help_panel="Inputs")] = PairBy.path,
+        "(refused for anything that is not a frame sequence); time: pair video frames by presentation time "
+        "(variable frame rate).", rich_help_panel="Inputs")] = PairBy.path,
+    align: Annotated[Align, typer.Option(
+        help="Video: auto: pair each reference frame with its best-matching distorted frame by content "
+        "(dropped, repeated and shifted frames are listed in the summary).", rich_help_panel="Video")] = Align.none,
+    colorspace: Annotated[Colorspace, typer.Option(
+        help="Video: YUV->RGB matrix; auto: the stream's metadata (BT.709 for HD, BT.601 below when missing).",
+        rich_help_panel="Video")] = Colorspace.auto,
+    color_range: Annotated[ColorRange, typer.Option(
+        help="Video: YUV range; auto: the stream's metadata (limited when missing).",
+        rich_help_panel="Video")] = ColorRange.auto,
+    raw_size: Annotated[str | None, typer.Option(
+        help="Raw .yuv input: frame size WxH (raw files have no header; .y4m carries its own).",
+        rich_help_panel="Video", show_default=False)] = None,
+    raw_format: Annotated[str | None, typer.Option(
+        help="Raw .yuv input: FFmpeg pixel format (yuv420p, yuv420p10le, yuv444p...). Default: yuv420p.",
+        rich_help_panel="Video", show_default=False)] = None,
+    raw_fps: Annotated[str | None, typer.Option(
+        help="Raw .yuv input: frame rate (25, 30000/1001...). Default: 25.", rich_help_panel="Video",
+        show_default=False)] = None,
     start: Annotated[int, typer.Option(help="Video: first reference frame to score.", min=0,
         rich_help_panel="Video")] = 0,
     max_frames: Annotated[int | None, typer.Option(help="Video: score at most this many frames.", min=1,
@@ -310,8 +354,11 @@ def compare(
             heatmap_panel=heatmap_panel, heatmap_scale=heatmap_scale.value,
             heatmap_worst=heatmap_worst, heatmap_legend=heatmap_legend, heatmap_every=heatmap_every,
             video=_video_options(ref, dists or [], pair_by, start, max_frames, step, offset, frames, heatmap_video,
-                                 heatmap_every) if pairs is None else _no_video_options(
-                start, max_frames, step, offset, frames, heatmap_video, heatmap_every, "--pairs"),
+                                 heatmap_every, decode=_video_decode(align, colorspace, color_range, raw_size,
+                                                                     raw_format, raw_fps))
+            if pairs is None else _no_video_options(
+                start, max_frames, step, offset, frames, heatmap_video, heatmap_every, "--pairs",
+                decode=_video_decode(align, colorspace, color_range, raw_size, raw_format, raw_fps)),
         )
         config = _with_lpips_version(config, lpips_version.value, precision.value)
         config = _with_metric_options(config, {
@@ -344,17 +391,27 @@ def _definitions(stack, define: list[str] | None, metrics_file: Path | None) -> 
     return tuple(s.key for s in specs)
 
 
-def _video_options(ref, dists, pair_by, start, max_frames, step, offset, frames, heatmap_video, heatmap_every=1):
-    """VideoOptions when an input is a video file or --pair-by index is given, else None (image mode)."""
+def _video_decode(align, colorspace, color_range, raw_size, raw_format, raw_fps) -> dict:
+    """The video decoding and alignment options as VideoOptions fields (None/"none": not given)."""
+    return {"align": align.value, "colorspace": None if colorspace == Colorspace.auto else colorspace.value,
+            "color_range": None if color_range == ColorRange.auto else color_range.value,
+            "raw_size": raw_size, "raw_format": raw_format, "raw_fps": raw_fps}
+
+
+def _video_options(ref, dists, pair_by, start, max_frames, step, offset, frames, heatmap_video, heatmap_every=1,
+                   decode: dict | None = None):
+    """VideoOptions when an input is a video file or --pair-by index/time is given, else None (image mode)."""
     from lpipscli.config import VideoOptions
     from lpipscli.io.video import is_video
 
-    video = pair_by == PairBy.index or any(is_video(p) and not p.is_dir() for p in (ref, *dists))
+    decode = decode or {}
+    video = pair_by in (PairBy.index, PairBy.time) or any(is_video(p) and not p.is_dir() for p in (ref, *dists))
     if not video:
         return _no_video_options(start, max_frames, step, offset, frames, heatmap_video, heatmap_every,
-                                 "image inputs")
+                                 "image inputs", decode=decode)
     return VideoOptions(start=start, max_frames=max_frames, step=step, offset=offset,
-                        frames=frames.value, heatmap_video=heatmap_video)
+                        frames=frames.value, heatmap_video=heatmap_video,
+                        pair_by="time" if pair_by == PairBy.time else "index", **decode)
 
 
 def _alpha_color(text: str) -> tuple[float, float, float]:
@@ -363,12 +420,17 @@ def _alpha_color(text: str) -> tuple[float, float, float]:
     return parse_alpha_color(text)
 
 
-def _no_video_options(start, max_frames, step, offset, frames, heatmap_video, heatmap_every, what: str) -> None:
+def _no_video_options(start, max_frames, step, offset, frames, heatmap_video, heatmap_every, what: str,
+                      decode: dict | None = None) -> None:
     """Refuse video options on inputs that are not videos."""
+    decode = decode or {}
     given = [name for name, value, default in (
         ("--start", start, 0), ("--max-frames", max_frames, None), ("--step", step, 1),
         ("--offset", offset, 0), ("--frames", frames, FramesPolicy.equal), ("--heatmap-video", heatmap_video, None),
-        ("--heatmap-every", heatmap_every, 1),
+        ("--heatmap-every", heatmap_every, 1), ("--align", decode.get("align", "none"), "none"),
+        ("--colorspace", decode.get("colorspace"), None), ("--color-range", decode.get("color_range"), None),
+        ("--raw-size", decode.get("raw_size"), None), ("--raw-format", decode.get("raw_format"), None),
+        ("--raw-fps", decode.get("raw_fps"), None),
     ) if value != default]
     if given:
         raise UsageError(f"{', '.join(given)} apply to video inputs (or frame folders with --pair-by index), "

@@ -123,6 +123,11 @@ class MetricSpec:
         input_dtype: ``"float32"`` or ``"float64"``: the precision the engine converts decoded pixels to
             for this metric (pixel metrics need float64 to match scikit-image to 1e-6 on 16-bit files).
         options: CLI options that set ``params`` (``--option`` -> param name), for the help and provenance.
+        input: ``"pixels"`` (``fn`` takes ``(N, C, H, W)`` float tensors) or ``"planes"`` (``fn`` takes the
+            decoded YUV planes of video frames as integer tensors, one ``(N, h, w)`` stack per plane, plus
+            ``bit_depth``, and returns ``{column: (N,)}``); plane metrics only run on video sources.
+        columns: the output columns of a metric that gives several (the key itself among them, holding
+            the value that gates and summaries use); empty: one column named by the key.
     """
 
     key: str
@@ -141,6 +146,13 @@ class MetricSpec:
     map_fn: Callable[..., tuple[Tensor, Tensor]] | None = None
     map: MapSpec | None = None
     options: Mapping[str, str] = field(default_factory=dict)
+    input: str = "pixels"
+    columns: tuple[str, ...] = ()
+
+    @property
+    def output_columns(self) -> tuple[str, ...]:
+        """The row columns this metric fills."""
+        return self.columns or (self.key,)
 
     @property
     def has_map(self) -> bool:
@@ -196,3 +208,14 @@ class VideoOptions:
     offset: int = 0
     frames: str = "equal"
     heatmap_video: Path | None = None
+    #: ``index`` (with ``offset``) or ``time`` (presentation time)
+    pair_by: str = "index"
+    #: ``none`` or ``auto`` (content alignment)
+    align: str = "none"
+    #: YUV->RGB overrides (None: the stream's metadata)
+    colorspace: str | None = None
+    color_range: str | None = None
+    #: raw .yuv input: "WxH", pixel format, frame rate (None: not given)
+    raw_size: str | None = None
+    raw_format: str | None = None
+    raw_fps: str | None = None

@@ -176,7 +176,8 @@ def _versions() -> dict[str, str]:
     import importlib.metadata as md
 
     out = {"python": platform.python_version(), "torch_build": torch.__version__, "cuda": torch.version.cuda}
-    for dist in ("lpipscli", "torch", "torchvision", "lpips", "numpy", "pillow", "opencv-python-headless", "pyarrow"):
+    for dist in ("lpipscli", "torch", "torchvision", "lpips", "numpy", "pillow", "opencv-python-headless", "pyarrow",
+                 "av"):
         try:
             out[dist] = md.version(dist)
         except md.PackageNotFoundError:
@@ -204,6 +205,10 @@ class Engine:
         self.weight_records: list[dict] = []
         self.max_batch_pixels = config.max_batch_pixels or DEFAULT_BATCH_PIXELS[self.device.type]
         self.source = open_source(config)
+        planes = [k for k in config.metrics if REGISTRY[k].input == "planes"]
+        if planes and self.source.kind != "video":
+            raise UsageError(f"{', '.join(planes)} compare{'s' if len(planes) == 1 else ''} the YUV planes of video "
+                             "streams; image inputs have none (use psnr / ssim)")
         set_numerics(self.device, config.tf32)
 
     @property
@@ -214,7 +219,8 @@ class Engine:
 
     def columns(self, plan: SourcePlan, maps: tuple[str, ...] = ()) -> tuple[str, ...]:
         extra = ("resized_from",) if self.config.resize != "none" else ()
-        return plan.columns + tuple(self.config.metrics) + tuple(f"{k}_map" for k in maps) + extra + TAIL_COLUMNS
+        metrics = tuple(c for k in self.config.metrics for c in REGISTRY[k].output_columns)
+        return plan.columns + metrics + tuple(f"{k}_map" for k in maps) + extra + TAIL_COLUMNS
 
     def map_metrics(self) -> tuple[str, ...]:
         """The selected metrics that have a per-pixel map."""
@@ -252,6 +258,8 @@ class Engine:
                     self.device, allow_unverified=self.config.allow_unverified_weights, **params
                 )
                 self.weight_records.extend(r.as_dict() for r in records)
+            elif spec.input == "planes":
+                runner = _plane_runner(spec.fn, params)
             else:
                 runner = _pure_runner(spec.fn, params, spec.map_fn)
             self.runners[key] = runner
@@ -355,7 +363,8 @@ class Engine:
         row.update(pair.row_fields())
         row.update(width=width, height=height)
         for key in self.config.metrics:
-            row[key] = math.nan if key in errors or fatal else scores.get(key, math.nan)
+            for column in REGISTRY[key].output_columns:
+                row[column] = math.nan if key in errors or fatal else scores.get(column, math.nan)
         for key in maps:
             row[f"{key}_map"] = ""
         if self.config.resize != "none":
@@ -369,7 +378,7 @@ class Engine:
         scored = batch["scored"]
         maps: dict[str, list] = {}
         if batch["dist"] is not None:
-            inputs = _Inputs(batch["ref"], batch["dist"], self.device)
+            inputs = _Inputs(batch["ref"], batch["dist"], self.device, batch.get("scale"))
             index = batch["ref_index"].to(self.device, non_blocking=True)
             runner_index = None if batch.get("identity") else index  # None: ref[i] pairs with dist[i]
             height, width = chunks[scored[0][0]].height, chunks[scored[0][0]].width
@@ -381,6 +390,9 @@ class Engine:
                     if min(height, width) < spec.min_side:
                         for e in errors:
                             e[key] = f"image is {width}x{height}, needs at least {spec.min_side}x{spec.min_side} px"
+                        continue
+                    if spec.input == "planes":
+                        self._score_planes(key, runner, batch, errors, scores)
                         continue
                     ref, dist = inputs.get(spec.input_dtype)
                     oom: dict[int, str] = {}
@@ -399,7 +411,7 @@ class Engine:
                     if pair_maps is not None:
                         maps[key] = [None if m is None or p in oom else m.detach().float().cpu()
                                      for p, m in enumerate(pair_maps)]
-            raw = (inputs.raw[0].cpu(), inputs.raw[1].cpu()) if want_images else None
+            raw = inputs.images() if want_images else None
             for p, (c, k) in enumerate(scored):
                 chunk = chunks[c]
                 row = self._row(chunk.pairs[k], chunk.width, chunk.height, {key: v[p] for key, v in scores.items()},
@@ -427,6 +439,25 @@ class Engine:
                 r = ref[int(index[p])][None].double()
                 values[p] = MASKED_FUNCTIONS[key](r, dist[p][None].double(), mask[None])[0].to(values.device)
         return values
+
+    @staticmethod
+    def _score_planes(key: str, runner, batch: dict, errors: list[dict[str, str]],
+                      scores: dict[str, list[float]]) -> None:
+        """A metric on YUV planes: fills each of its columns in ``scores`` (or its error per pair)."""
+        planes = batch.get("planes")
+        problem = "no YUV planes in this batch" if planes is None else planes.get("error")
+        if problem is None:
+            index = None if batch.get("identity") else batch["ref_index"]
+            try:
+                values = runner(planes["ref"], planes["dist"], index, planes["bits"])
+            except LpipsCliError as exc:
+                problem = str(exc).replace("\n", " ")
+            else:
+                for column, v in values.items():
+                    scores[column] = torch.as_tensor(v, dtype=torch.float64).tolist()
+                return
+        for e in errors:
+            e[key] = problem
 
     def failed_rows(self, plan: SourcePlan, maps: tuple[str, ...] = ()) -> list[dict]:
         """Rows of the pairs that failed during planning (decoded never)."""
@@ -510,15 +541,22 @@ class _Inputs:
     so float64 metrics get exact values and float32 metrics (LPIPS) get the usual float32 ones.
     """
 
-    def __init__(self, ref: torch.Tensor, dist: torch.Tensor, device: torch.device):
+    def __init__(self, ref: torch.Tensor, dist: torch.Tensor, device: torch.device, scale: float | None = None):
         self.raw = (ref.to(device, non_blocking=True), dist.to(device, non_blocking=True))
+        self.scale = scale  # full scale of the integer samples when not the dtype's (1023 for 10-bit video)
         self.cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def get(self, dtype: str) -> tuple[torch.Tensor, torch.Tensor]:
         if dtype not in self.cache:
             torch_dtype = torch.float64 if dtype == "float64" else torch.float32
-            self.cache[dtype] = tuple(to_unit_float(t, torch_dtype) for t in self.raw)
+            self.cache[dtype] = tuple(to_unit_float(t, torch_dtype, self.scale) for t in self.raw)
         return self.cache[dtype]
+
+    def images(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pixels on the CPU for panels (float [0, 1] when their scale is not their dtype's)."""
+        if self.scale is None:
+            return self.raw[0].cpu(), self.raw[1].cpu()
+        return tuple(to_unit_float(t, torch.float32, self.scale).cpu() for t in self.raw)
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -568,6 +606,15 @@ def _pure_runner(fn, params, map_fn=None) -> Runner:
     def run(ref: torch.Tensor, dist: torch.Tensor, ref_index: torch.Tensor | None, *, with_map: bool = False):
         refs = ref if ref_index is None else ref.index_select(0, ref_index)
         return (map_fn if with_map else fn)(refs, dist, **params)
+
+    return run
+
+
+def _plane_runner(fn, params):
+    """``run(ref_planes, dist_planes, ref_index, bits) -> {column: (P,)}``: references gathered per pair."""
+    def run(ref_planes, dist_planes, ref_index, bits):
+        refs = ref_planes if ref_index is None else [p.index_select(0, ref_index) for p in ref_planes]
+        return fn(refs, dist_planes, bit_depth=bits, **params)
 
     return run
 

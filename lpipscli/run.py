@@ -182,6 +182,12 @@ def run_compare(config: RunConfig, output: str, fmt: str | None, quiet: bool, re
             result = drive(engine, plan, writers, **kwargs)
         unmatched = plan.unmatched or {}
         summary = build_summary(result, config.metrics, roots, unmatched, reports.worst)
+        if config.video is not None:
+            from lpipscli.sources.video import break_notes
+
+            for note in break_notes(config, result):
+                result.warnings.append(note)
+                console.print(f"[yellow]lpips: warning:[/] {escape(note)}", highlight=False, soft_wrap=True)
         if result.warnings:
             summary["warnings"] = result.warnings
         complete = not result.interrupted and not (result.first_error and config.on_error == "fail")

@@ -22,6 +22,12 @@ DECODE_CONVENTIONS = {
     "gray_vs_rgb": "gray promoted to RGB",
 }
 
+#: how video frames become RGB (recorded for video runs only, so image runs keep their settings hash)
+VIDEO_DECODE_CONVENTIONS = {
+    "video_decoder": "PyAV (FFmpeg), full precision: 9-16 bit samples scaled by 2^bits - 1",
+    "video_rgb": "NumPy ITU-R matrix by stream metadata, nearest-neighbour chroma, rounded",
+}
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -73,15 +79,25 @@ def build_settings(config, *, params: Mapping[str, Mapping[str, Any]], weight_re
         spec = REGISTRY[key]
         metrics[key] = {**dict(spec.conventions), **dict(params.get(key, {})), "dtype": metric_dtypes[key]}
     alignment: dict[str, Any] = {}
+    decode: dict[str, Any] = {"alpha": config.alpha, "resize": config.resize, **DECODE_CONVENTIONS}
+    if config.alpha in ("composite-both", "mask"):
+        decode["alpha_color"] = [round(c, 6) for c in config.alpha_color]
     if config.video is not None:
         opts = config.video
-        alignment = {"offset": opts.offset, "frames": opts.frames, "pair_by": "index"}
+        alignment = {"offset": opts.offset, "frames": opts.frames, "pair_by": getattr(opts, "pair_by", "index")}
+        if getattr(opts, "align", "none") != "none":
+            alignment["align"] = opts.align
+        # video decoding choices that change a score; "auto" = the stream's metadata (the values used are
+        # in the provenance's video section)
+        decode.update(VIDEO_DECODE_CONVENTIONS, colorspace=getattr(opts, "colorspace", None) or "auto",
+                      color_range=getattr(opts, "color_range", None) or "auto")
+        if getattr(opts, "raw_size", None):
+            decode["raw"] = {"size": opts.raw_size, "pix_fmt": opts.raw_format or "yuv420p",
+                             "fps": opts.raw_fps or "25"}
     return Settings(
         metrics=metrics,
         weights=tuple(sorted({(r["role"], r["sha256"]) for r in weight_records})),
-        decode={"alpha": config.alpha, "resize": config.resize, **DECODE_CONVENTIONS,
-                **({"alpha_color": [round(c, 6) for c in config.alpha_color]}
-                   if config.alpha in ("composite-both", "mask") else {})},
+        decode=decode,
         alignment=alignment,
         device=device_type,
         tf32=bool(config.tf32) if device_type == "cuda" else False,

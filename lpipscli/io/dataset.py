@@ -221,17 +221,23 @@ def _to_tensor(array: np.ndarray, channels: int) -> torch.Tensor:
     return tensor
 
 
-def to_unit_float(tensor: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Pixels as float in [0, 1] by their bit depth (uint8 / 255, int32 16-bit samples / 65535)."""
-    scale = _SCALE.get(tensor.dtype)
+def to_unit_float(tensor: torch.Tensor, dtype: torch.dtype = torch.float32, scale: float | None = None) -> torch.Tensor:
+    """Pixels as float in [0, 1] by their bit depth (uint8 / 255, int32 16-bit samples / 65535).
+
+    ``scale`` overrides the full scale of integer samples: video streams of 9 to 15 bits travel as int32
+    holding the stream's own values and are divided by ``2^bits - 1`` (1023 for 10-bit), so that their
+    data range is the stream's full scale.
+    """
     if scale is None:
+        scale = _SCALE.get(tensor.dtype)
+    if scale is None or tensor.is_floating_point():
         return tensor.to(dtype)
     return tensor.to(dtype).div_(scale)
 
 
-def _resize(tensor: torch.Tensor, height: int, width: int) -> torch.Tensor:
+def _resize(tensor: torch.Tensor, height: int, width: int, scale: float | None = None) -> torch.Tensor:
     """Bicubic, antialiased resampling in float, clamped back to [0, 1]."""
-    x = to_unit_float(tensor)
+    x = to_unit_float(tensor, scale=scale)
     x = F.interpolate(x[None], size=(height, width), mode="bicubic", antialias=True, align_corners=False)
     return x[0].clamp_(0, 1)
 
@@ -315,9 +321,18 @@ def collate(items: list[dict]) -> dict:
     ``dist`` rows.
     """
     refs, dists, ref_index, scored, failed, masks = [], [], [], [], [], []
+    # per tensor: full scale of its integer samples (None: by dtype), in the order of refs and of dists
+    ref_scales: list[float | None] = []
+    dist_scales: list[float | None] = []
+    ref_planes, dist_planes, plane_bits, plane_errors = [], [], set(), []
     for i, item in enumerate(items):
+        has_planes = "ref_planes" in item
         if item["ref"] is not None and any(d is not None for d in item["dists"]):
             refs.append(item["ref"])
+            ref_scales.append(item.get("ref_scale"))
+            if has_planes:
+                ref_planes.append(item["ref_planes"])
+                plane_bits.add(item["plane_bits"])
         for k, (dist, error) in enumerate(zip(item["dists"], item["errors"], strict=True)):
             if dist is None:
                 failed.append((i, k, error))
@@ -326,19 +341,48 @@ def collate(items: list[dict]) -> dict:
                 ref_index.append(len(refs) - 1)
                 scored.append((i, k))
                 masks.append((item.get("masks") or [None] * len(item["dists"]))[k])
+        item_scales = item.get("dist_scales") or [None] * len(item["dists"])
+        dist_scales.extend(s for d, s in zip(item["dists"], item_scales, strict=True) if d is not None)
+        if has_planes:
+            for dist, planes, problem in zip(item["dists"], item["dist_planes"], item["plane_errors"], strict=True):
+                if dist is not None:
+                    dist_planes.append(planes)
+                    if problem:
+                        plane_errors.append(problem)
     batch = {"chunks": [item["chunk"] for item in items], "scored": scored, "failed": failed, "ref": None,
-             "dist": None, "ref_index": None, "identity": False,
+             "dist": None, "ref_index": None, "identity": False, "scale": None,
              "masks": masks if any(m is not None for m in masks) else None}
     if dists:
         tensors = refs + dists
-        if len({t.dtype for t in tensors}) > 1:  # mixed bit depths: exact float64 in [0, 1]
-            tensors = [to_unit_float(t, torch.float64) for t in tensors]
+        scales = ref_scales + dist_scales
+        full = [s if s is not None else _SCALE.get(t.dtype) for t, s in zip(tensors, scales, strict=True)]
+        if len({t.dtype for t in tensors}) > 1 or len(set(full)) > 1:  # mixed bit depths: exact float64 [0, 1]
+            tensors = [to_unit_float(t, torch.float64, s) for t, s in zip(tensors, full, strict=True)]
+        elif full and full[0] != _SCALE.get(tensors[0].dtype):
+            batch["scale"] = full[0]  # e.g. 1023 for 10-bit video: divided on the device
         batch["ref"] = torch.stack(tensors[: len(refs)])
         batch["dist"] = torch.stack(tensors[len(refs):])
         batch["ref_index"] = torch.tensor(ref_index, dtype=torch.long)
         #: one distorted image per reference, in order: metrics can skip gathering references
         batch["identity"] = ref_index == list(range(len(refs)))
+        if ref_planes:
+            batch["planes"] = _stack_planes(ref_planes, dist_planes, plane_bits, plane_errors)
     return batch
+
+
+def _stack_planes(ref_planes: list, dist_planes: list, bits: set, errors: list[str]) -> dict:
+    """The planes of a batch, one stack per plane: ``{"ref": [(R, h, w)...], "dist": [(P, h, w)...], "bits"}``,
+    or ``{"error": why}`` when they cannot be stacked (bit depths or plane sizes differ)."""
+    if errors:
+        return {"error": errors[0]}
+    if len(bits) != 1:
+        return {"error": f"reference frames of different bit depths ({sorted(bits)}) in one batch"}
+    try:
+        ref = [torch.stack([p[k] for p in ref_planes]) for k in range(len(ref_planes[0]))]
+        dist = [torch.stack([p[k] for p in dist_planes]) for k in range(len(ref_planes[0]))]
+    except (RuntimeError, IndexError) as exc:
+        return {"error": f"planes of different sizes cannot be compared ({exc})"}
+    return {"ref": ref, "dist": dist, "bits": bits.pop()}
 
 
 class VideoDataset(IterableDataset):
@@ -359,20 +403,21 @@ class VideoDataset(IterableDataset):
     """
 
     def __init__(self, plan, labels: list[str], *, done: set | None = None, alpha: str = "drop",
-                 max_pixels: int | None = None):
+                 max_pixels: int | None = None, planes: bool = False):
         super().__init__()
         self.plan = plan
         self.labels = labels
         self.done = done or set()
         self.alpha = alpha
         self.max_pixels = max_pixels
+        self.planes = planes
 
     def __iter__(self) -> Iterator[dict]:
         from lpipscli.io.video import iter_frame_groups
 
         plan = self.plan
         try:
-            with iter_frame_groups(plan, alpha=self.alpha, max_pixels=self.max_pixels) as stream:
+            with iter_frame_groups(plan, alpha=self.alpha, max_pixels=self.max_pixels, planes=self.planes) as stream:
                 for group in stream:
                     item = self._item(group)
                     if item is not None:
@@ -387,7 +432,7 @@ class VideoDataset(IterableDataset):
 
         plan = self.plan
         height, width = plan.ref.height, plan.ref.width
-        pairs, tensors, errors, resize_from = [], [], [], []
+        pairs, tensors, errors, resize_from, scales, planes, plane_errors = [], [], [], [], [], [], []
         arrays = [a for a in [group.ref, *group.dists] if a is not None]
         channels = 3 if any(a.ndim == 3 and a.shape[2] == 3 for a in arrays) else 1
         for j, dist_plan in enumerate(plan.dists):
@@ -398,26 +443,58 @@ class VideoDataset(IterableDataset):
                                    dist_path=dist_plan.source.path, dist_root=self.labels[j], frame=group.index,
                                    dist_frame=dist_index, time=group.time))
             array = group.dists[j]
+            planes.append(None)
+            plane_errors.append(None)
             if array is None:
                 tensors.append(None)
                 errors.append(group.errors[j] or f"{dist_plan.source.path}: no frame {dist_index}")
                 resize_from.append(None)
+                scales.append(None)
                 continue
+            scale = _video_scale(dist_plan.source)
             tensor = _to_tensor(array if array.ndim == 3 else array[:, :, None], channels)
             size = (tensor.shape[-1], tensor.shape[-2])
             if size != (width, height):
-                tensor = _resize(tensor, height, width)
+                tensor = _resize(tensor, height, width, scale)
                 resize_from.append(size)
+                scale = None
             else:
                 resize_from.append(None)
             tensors.append(tensor)
+            scales.append(scale)
             errors.append(None)
+            if self.planes:
+                if size != (width, height):
+                    plane_errors[-1] = f"{dist_plan.source.path} is resized ({size[0]}x{size[1]}): no planes to compare"
+                elif dist_plan.source.bit_depth != plan.ref.bit_depth:
+                    plane_errors[-1] = (f"bit depths differ: reference {plan.ref.bit_depth}-bit, "
+                                        f"{dist_plan.source.path} {dist_plan.source.bit_depth}-bit")
+                else:
+                    planes[-1] = _plane_tensors(group.dist_planes[j])
         if not pairs:
             return None
         ref = _to_tensor(group.ref if group.ref.ndim == 3 else group.ref[:, :, None], channels)
         chunk = Chunk(ref_path=str(plan.ref.path), pairs=tuple(pairs), height=height, width=width,
                       channels=channels, resize_from=tuple(resize_from))
-        return {"chunk": chunk, "ref": ref, "dists": tensors, "errors": errors}
+        item = {"chunk": chunk, "ref": ref, "dists": tensors, "errors": errors,
+                "ref_scale": _video_scale(plan.ref), "dist_scales": scales}
+        if self.planes:
+            item.update(ref_planes=_plane_tensors(group.ref_planes), dist_planes=planes, plane_errors=plane_errors,
+                        plane_bits=plan.ref.bit_depth)
+        return item
+
+
+def _video_scale(source) -> float | None:
+    """Full scale of a video source's integer samples when it is not the dtype's (9- to 15-bit streams)."""
+    if source.kind == "video" and 8 < source.bit_depth < 16:
+        return float((1 << source.bit_depth) - 1)
+    return None
+
+
+def _plane_tensors(planes) -> tuple[torch.Tensor, ...]:
+    """Decoded planes as tensors: uint8 stays uint8, uint16 becomes int32 (exact)."""
+    return tuple(torch.from_numpy(p.astype(np.int32) if p.dtype == np.uint16 else np.ascontiguousarray(p))
+                 for p in planes)
 
 
 def prefetch_items(batch_size: int, workers: int) -> int:

@@ -3,8 +3,8 @@
 Three stages, each usable on its own:
 
 1. :func:`probe_source` describes a source without decoding more than its first frame: a video file
-   (OpenCV ``cv2.VideoCapture`` with its bundled FFmpeg) or a frame folder (a *frame sequence*, see
-   :func:`frame_sequence_files`).
+   (PyAV, see :mod:`lpipscli.io.av_video`; raw ``.yuv`` with a :class:`~lpipscli.io.av_video.RawSpec`,
+   ``.y4m`` by its header) or a frame folder (a *frame sequence*, see :func:`frame_sequence_files`).
 2. :func:`plan_video` checks that a reference and its distorted versions can be compared frame by frame
    (frame counts, resolutions, frame rates) and decides which ``(ref_index, dist_index)`` pairs are
    scored, before any frame is decoded. The plan stores ``range`` objects, so it is a few hundred bytes
@@ -27,20 +27,30 @@ Decisions (documented here because they change results):
 - **Frame folders** are ordered by natural sort (``2.png`` before ``10.png``). A frame's index is its
   position in that order, not the number in its name (``ffmpeg -i x.mp4 %04d.png`` starts at
   ``0001.png``, which is frame 0).
-- **Pixels.** Video frames are 8-bit RGB: OpenCV's FFmpeg backend converts every pixel format to BGR24
-  (10-bit and 4:4:4 video included), and this module converts BGR to RGB once. Frame folders are decoded
+- **Pixels.** Video frames are decoded by PyAV at the stream's precision and converted to RGB by
+  :func:`lpipscli.io.av_video.yuv_to_rgb` with the stream's matrix and range (or the ``colorspace`` /
+  ``color_range`` overrides): uint8 for 8-bit streams, uint16 holding the stream's own values above
+  (``0..1023`` for 10-bit: the data range is ``2^bits - 1``, :attr:`SourceInfo.max_value`, never 65535;
+  the engine divides by it on the device, so a lossless 10-bit copy scores PSNR inf and one changed
+  low bit scores ``20 log10(1023)``). With ``planes=True`` each frame also carries its YUV planes as
+  decoded (for ``psnr_yuv`` / ``ssim_ffmpeg``). Frame folders are decoded
   by :func:`lpipscli.io.decoding.decode_image`: 8-bit and 16-bit kept, gray stays 1 channel, alpha by
   the ``alpha`` policy (``"white"``/``"black"`` give float32 in ``[0, 1]``). Nothing is resized here.
-- **Seeking.** Frames are read sequentially; unwanted frames are skipped with ``grab()`` (no colour
-  conversion, no copy to Python). ``CAP_PROP_POS_FRAMES`` seeks are used only to jump over
-  :data:`SEEK_MIN_GAP` frames or more (a large ``start`` or ``step``), and a seek is verified: when the
-  frame read after it fails or carries a timestamp other than ``index / fps``, the source is reopened
-  and read sequentially from then on.
+- **Seeking.** Frames the plan skips (``start``, ``step``, frames a resumed run already has) are not
+  decoded where the container allows it: jumps of :data:`SEEK_MIN_GAP` frames or more seek by
+  timestamp to the previous keyframe (raw ``.yuv`` and ``.y4m``: a byte offset). A stream that cannot be
+  sought (variable frame rate, no timestamps, a seek that lands elsewhere) is decoded sequentially and a
+  warning says so (:meth:`lpipscli.io.av_video.AVVideoReader.seek_to`).
+- **Pairing.** By default distorted frame ``i + offset`` pairs with reference frame ``i``. ``pair_by="time"``
+  pairs each reference frame with the distorted frame whose presentation time is nearest (within half a
+  reference frame interval; variable frame rate allowed), and ``align="auto"`` pairs by content
+  (:func:`lpipscli.io.alignment.align_auto` on 32x18 luma signatures; one decoding pass over every source
+  at planning time). Both give each distorted source an explicit ``index_map`` (reference frame ->
+  distorted frame, both increasing); a reference frame without a partner is not scored for that source.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import queue
 import re
@@ -50,10 +60,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from lpipscli.errors import DecodeError, PairingError, UsageError
+from lpipscli.io import av_video
 from lpipscli.io.decoding import ALPHA_POLICIES, SUPPORTED_EXTENSIONS, decode_image, probe_image
 
 __all__ = [
@@ -75,18 +85,17 @@ __all__ = [
     "probe_source",
 ]
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".y4m", ".m4v", ".mpg", ".mpeg", ".ts")
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".y4m", ".m4v", ".mpg", ".mpeg", ".ts", ".yuv")
 """File name extensions treated as video, lower case (matched case-insensitively)."""
 
 FRAMES_POLICIES = ("equal", "shortest")
 RESIZE_POLICIES = ("none", "dist-to-ref")
 
-SEEK_MIN_GAP = 250
-"""Skip this many frames or more with a ``CAP_PROP_POS_FRAMES`` seek instead of ``grab()`` calls.
+SEEK_MIN_GAP = av_video.SEEK_MIN_GAP
+"""Jump this many frames or more with a timestamp seek instead of decoding through them."""
 
-A seek decodes from the previous keyframe (x264's default keyframe interval is 250 frames), so shorter
-jumps are no faster than grabbing, and grabbing cannot land on the wrong frame.
-"""
+PAIR_BY = ("index", "time")
+ALIGN_POLICIES = ("none", "auto")
 
 _JOIN_TIMEOUT_S = 10.0
 _POLL_S = 0.1
@@ -214,25 +223,32 @@ class SourceInfo:
 
     Attributes:
         path: the source as given.
-        kind: ``"video"`` (a video file) or ``"frames"`` (a frame-sequence folder).
+        kind: ``"video"`` (a video file, raw ``.yuv`` and ``.y4m`` included) or ``"frames"`` (a
+            frame-sequence folder).
         width: frame width in pixels (of the first decoded frame).
         height: frame height in pixels.
-        fps: frames per second from the container (``CAP_PROP_FPS``); ``None`` for frame folders and
-            for videos that report none.
-        frame_count: number of frames. For frame folders, the number of files (exact). For video,
-            ``CAP_PROP_FRAME_COUNT``, which containers may report approximately (it can come from the
-            stream header or from duration x fps); when the container reports none, or with
-            ``probe_source(..., exact_count=True)``, the frames are counted once with ``grab()``. The
-            reader does not trust the count: a source ends where ``grab()``/``read()`` first fails, and
-            :func:`iter_frame_groups` reports a source that ends early (and notes one that has more
-            frames than reported).
-        codec: the FourCC OpenCV reports (``"h264"``, ``"FFV1"``, ``"MJPG"``...; ``None`` when it gives
-            none, e.g. raw video) or, for frame folders, the image format (``"PNG"``...).
+        fps: frames per second from the container (``None`` for frame folders and for videos that
+            report none).
+        frame_count: number of frames. For frame folders, the number of files (exact). For video, the
+            container's count, which may be approximate (it can come from duration x fps); when the
+            container reports none, or with ``probe_source(..., exact_count=True)``, the packets are
+            counted (demuxing only). The reader does not trust the count: a source ends where decoding
+            first fails, and :func:`iter_frame_groups` reports a source that ends early (and notes one
+            that has more frames than reported).
+        codec: the codec name (``"h264"``, ``"ffv1"``, ``"rawvideo"``...) or, for frame folders, the image
+            format (``"PNG"``...).
         channels: channels of the decoded frames: 3 for video; 1 or 3 for frame folders (first frame).
-        bit_depth: 8 for video (OpenCV decodes to 8 bits); 8 or 16 for frame folders (first frame).
-        frame_count_exact: whether ``frame_count`` was counted (frame folders, ``exact_count=True``,
-            videos without a reported count) rather than taken from the container.
+        bit_depth: bits per sample of the stream (8, 10, 12, 16) or of the first frame-folder image.
+        frame_count_exact: whether ``frame_count`` was counted rather than taken from the container.
         files: the frame files of a frame folder in frame order (empty for video).
+        pix_fmt: video: the decoded pixel format (``yuv420p10le``...); planes are given in ``planar_fmt``.
+        family: video: ``"yuv"``, ``"rgb"`` or ``"gray"``.
+        colorspace, color_range: video: the matrix and range used for RGB (stream metadata, override or
+            assumption: see ``notes``).
+        tags: video: the stream's own colour tags (``None`` where missing).
+        vfr: video: the container's frame rate looks variable.
+        raw: the :class:`~lpipscli.io.av_video.RawSpec` a raw ``.yuv`` file was read with.
+        notes: assumptions made while probing (missing colour metadata), for the summary.
     """
 
     path: Path
@@ -246,37 +262,54 @@ class SourceInfo:
     bit_depth: int = 8
     frame_count_exact: bool = False
     files: tuple[Path, ...] = field(default=(), repr=False, compare=False)
+    pix_fmt: str | None = None
+    planar_fmt: str | None = None
+    family: str | None = None
+    colorspace: str | None = None
+    color_range: str | None = None
+    tags: dict = field(default_factory=dict, compare=False)
+    vfr: bool = False
+    raw: av_video.RawSpec | None = None
+    notes: tuple[str, ...] = ()
+    #: decoding overrides the source was probed with (kept for the reader)
+    overrides: tuple[str | None, str | None] = (None, None)
 
     @property
     def size(self) -> str:
         """``"WIDTHxHEIGHT"``, as messages write it."""
         return f"{self.width}x{self.height}"
 
+    @property
+    def max_value(self) -> int:
+        """Largest sample value, ``2^bit_depth - 1``: the data range of this source's integer samples."""
+        return (1 << self.bit_depth) - 1
 
-def probe_source(path: str | os.PathLike, *, exact_count: bool = False) -> SourceInfo:
+
+def probe_source(path: str | os.PathLike, *, exact_count: bool = False, raw: av_video.RawSpec | None = None,
+                 colorspace: str | None = None, color_range: str | None = None) -> SourceInfo:
     """Describe a video file or a frame-sequence folder; decodes only the first frame by default.
 
     Args:
-        path: a video file (any container/codec OpenCV's FFmpeg reads, whatever its extension) or a
-            frame-sequence folder (see :func:`frame_sequence_files`).
-        exact_count: count a video's frames with ``grab()`` (one decoding pass, no colour conversion)
-            instead of trusting ``CAP_PROP_FRAME_COUNT``. Worth it for MPEG program/transport streams
-            (``.mpg``, ``.ts``), whose containers store no frame count (OpenCV estimates it from the
-            duration; an ``.mpg`` of 30 frames written by OpenCV reports 22).
+        path: a video file (any container/codec PyAV's FFmpeg reads, ``.y4m``, or raw ``.yuv`` with
+            ``raw``) or a frame-sequence folder (see :func:`frame_sequence_files`).
+        exact_count: count a container's frames by demuxing instead of trusting its reported count.
+            Worth it for MPEG program/transport streams (``.mpg``, ``.ts``), which store no count.
+        raw: size, pixel format and frame rate of a raw ``.yuv`` file.
+        colorspace, color_range: overrides of the stream's colour matrix and range (``None``: metadata).
 
     Returns:
         Its :class:`SourceInfo`.
 
     Raises:
         DecodeError: missing or unreadable file, empty file, an image file given as a video, a file
-            OpenCV cannot open as a video or whose first frame cannot be decoded, a video without a
-            size; a frame folder whose first frame's header is unreadable.
+            that cannot be opened as a video or whose first frame cannot be decoded.
         PairingError: a folder that is not a frame sequence (the message says why).
+        UsageError: a raw file without ``raw``, an unknown override.
     """
     path = Path(path)
     if path.is_dir():
         return _probe_frames(path)
-    return _probe_video(path, exact_count)
+    return _probe_video(path, exact_count, raw, colorspace, color_range)
 
 
 def _probe_frames(folder: Path) -> SourceInfo:
@@ -289,7 +322,7 @@ def _probe_frames(folder: Path) -> SourceInfo:
     )
 
 
-def _probe_video(path: Path, exact_count: bool) -> SourceInfo:
+def _probe_video(path: Path, exact_count: bool, raw, colorspace, color_range) -> SourceInfo:
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -302,46 +335,35 @@ def _probe_video(path: Path, exact_count: bool) -> SourceInfo:
         raise DecodeError(path, "is an image file, not a video; give a video file or a folder of frames")
     if not os.access(path, os.R_OK):
         raise DecodeError(path, "permission denied (the file is not readable)")
-    cap = _open_capture(path)
     try:
-        ok, frame = cap.read()
-        if not ok or frame is None:
-            raise DecodeError(path, "no decodable video frame (corrupt, or a codec OpenCV's FFmpeg lacks)")
-        height, width = frame.shape[:2]
-        fps = cap.get(cv2.CAP_PROP_FPS)
-        fps = float(fps) if math.isfinite(fps) and fps > 0 else None
-        reported = cap.get(cv2.CAP_PROP_FRAME_COUNT)
-        codec = _fourcc(cap.get(cv2.CAP_PROP_FOURCC))
-        exact = False
-        if math.isfinite(reported) and reported >= 1 and not exact_count:
-            count = int(round(reported))
-        else:  # asked for, or the container gives no count: count once, without colour conversion
-            count, exact = 1, True
-            while cap.grab():
-                count += 1
-    finally:
-        cap.release()
-    return SourceInfo(path=path, kind="video", width=int(width), height=int(height), fps=fps,
-                      frame_count=count, codec=codec, frame_count_exact=exact)
+        reader = _open_reader(path, raw, colorspace, color_range)
+    except DecodeError as exc:
+        if "no decodable" in str(exc) or "cannot open" in str(exc):
+            raise
+        raise DecodeError(path, f"no decodable video frame ({exc})") from None
+    with reader:
+        info = reader.info
+        count, exact = info.frame_count, info.frame_count_exact
+        if (exact_count or not count) and not exact:
+            count, exact = reader._count_packets(), True  # demuxing only, no decoding
+        return SourceInfo(
+            path=path, kind="video", width=info.width, height=info.height, fps=info.fps, frame_count=int(count),
+            codec=info.codec, channels=3, bit_depth=info.bit_depth, frame_count_exact=exact, pix_fmt=info.pix_fmt,
+            planar_fmt=info.planar_fmt, family=info.family, colorspace=reader.colorspace,
+            color_range=reader.color_range, vfr=info.vfr, raw=raw if info.kind == "raw" else None,
+            tags={"colorspace": info.colorspace, "color_range": info.color_range,
+                  "color_primaries": info.color_primaries, "color_trc": info.color_trc},
+            notes=tuple(reader.warnings), overrides=(colorspace, color_range),
+        )
 
 
-def _open_capture(path: Path) -> cv2.VideoCapture:
-    # The FFmpeg backend explicitly: OpenCV's image-sequence backend would read '%d' in a name as a
-    # pattern. An absolute path: FFmpeg would read 'name:rest' in a relative path as a protocol.
-    try:
-        cap = cv2.VideoCapture(os.path.abspath(path), cv2.CAP_FFMPEG)
-    except cv2.error as exc:
-        raise DecodeError(path, f"cannot open as a video ({' '.join(str(exc).split())})") from None
-    if not cap.isOpened():
-        cap.release()
-        raise DecodeError(path, "cannot open as a video (corrupt, or a format OpenCV's FFmpeg does not read)")
-    return cap
-
-
-def _fourcc(value: float) -> str | None:
-    code = int(value) if math.isfinite(value) and value > 0 else 0
-    text = "".join(chr((code >> (8 * k)) & 0xFF) for k in range(4)).strip("\x00 ")
-    return text if text and text.isprintable() else None
+def _open_reader(path: Path, raw, colorspace, color_range) -> av_video.VideoReader:
+    """A PyAV/raw/Y4M reader; containers seek for jumps of :data:`SEEK_MIN_GAP` frames or more."""
+    name = path.name.lower()
+    if name.endswith(av_video.RAW_EXTENSIONS) or name.endswith(".y4m"):
+        return av_video.open_video(path, raw=raw, colorspace=colorspace, color_range=color_range)
+    return av_video.AVVideoReader(path, colorspace=colorspace, color_range=color_range, threads=0,
+                                  seek_min_gap=SEEK_MIN_GAP)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -361,22 +383,35 @@ class DistPlan:
             ``resize="dist-to-ref"``; the engine resamples, this module does not).
         actual_frame_count: set by :func:`iter_frame_groups` when the source ended before its reported
             count: the number of frames it really has (``None`` until then).
+        index_map: ``pair_by="time"`` / ``align="auto"``: reference frame -> distorted frame (both
+            increasing; ``ref_indices`` is then the sorted list of its keys); ``None``: ``i + offset``.
     """
 
     source: SourceInfo
-    ref_indices: range
+    ref_indices: range | list
     offset: int
     needs_resize: bool = False
     actual_frame_count: int | None = None
+    index_map: dict[int, int] | None = None
 
     @property
-    def dist_indices(self) -> range:
-        """The distorted frames read, in order (``ref_indices`` shifted by ``offset``)."""
+    def dist_indices(self) -> range | list:
+        """The distorted frames read, in order (``ref_indices`` shifted by ``offset``, or mapped)."""
         r = self.ref_indices
+        if self.index_map is not None:
+            return [self.index_map[i] for i in r]
         return range(r.start + self.offset, r.stop + self.offset, r.step)
+
+    def dist_index(self, ref_index: int) -> int | None:
+        """The distorted frame paired with reference frame ``ref_index`` (``None``: not paired)."""
+        if self.index_map is not None:
+            return self.index_map.get(ref_index)
+        return ref_index + self.offset if ref_index in self.ref_indices else None
 
     def pairs(self) -> Iterator[tuple[int, int]]:
         """``(ref_index, dist_index)`` pairs, lazily."""
+        if self.index_map is not None:
+            return ((i, self.index_map[i]) for i in self.ref_indices)
         return ((i, i + self.offset) for i in self.ref_indices)
 
     def __len__(self) -> int:
@@ -410,6 +445,10 @@ class VideoPlan:
     resize: str = "none"
     warnings: list[str] = field(default_factory=list)
     ref_actual_frame_count: int | None = None
+    pair_by: str = "index"
+    align: str = "none"
+    #: ``align="auto"``: per distorted source, the lines describing dropped/repeated/shifted frames
+    alignment_notes: list[list[str]] = field(default_factory=list)
 
     @property
     def n_groups(self) -> int:
@@ -432,6 +471,11 @@ def plan_video(
     offset: int = 0,
     frames: str = "equal",
     resize: str = "none",
+    pair_by: str = "index",
+    align: str = "none",
+    raw: av_video.RawSpec | None = None,
+    colorspace: str | None = None,
+    color_range: str | None = None,
 ) -> VideoPlan:
     """Check that sources can be compared frame by frame and list the pairs to score; decodes nothing.
 
@@ -450,6 +494,9 @@ def plan_video(
             ``"shortest"``: each distorted source is scored where it overlaps the reference.
         resize: ``"none"``: sizes must match; ``"dist-to-ref"``: they may differ (the plan marks
             ``needs_resize``; the engine resamples).
+        pair_by: ``"index"`` (with ``offset``) or ``"time"`` (presentation time; see the module doc).
+        align: ``"none"`` or ``"auto"`` (content alignment; see the module doc).
+        raw, colorspace, color_range: decoding options of video files (see :func:`probe_source`).
 
     Returns:
         The :class:`VideoPlan`.
@@ -477,9 +524,23 @@ def plan_video(
         raise UsageError(f"--offset must be an integer, got {offset!r}")
     if not dists:
         raise UsageError("give at least one distorted input after the reference")
+    if pair_by not in PAIR_BY:
+        raise UsageError(f"pair_by must be one of {', '.join(PAIR_BY)}, got {pair_by!r}")
+    if align not in ALIGN_POLICIES:
+        raise UsageError(f"align must be one of {', '.join(ALIGN_POLICIES)}, got {align!r}")
+    if pair_by == "time" and align == "auto":
+        raise UsageError("--pair-by time and --align auto are two ways of pairing frames: give one")
+    if offset and (pair_by == "time" or align == "auto"):
+        other = "--pair-by time" if pair_by == "time" else "--align auto"
+        raise UsageError(f"--offset applies to index pairing, not to {other}")
+    explicit = pair_by == "time" or align == "auto"
 
-    ref_info = ref if isinstance(ref, SourceInfo) else probe_source(ref)
-    dist_infos = [d if isinstance(d, SourceInfo) else probe_source(d) for d in dists]
+    def _probe(p):
+        return p if isinstance(p, SourceInfo) else probe_source(p, raw=raw, colorspace=colorspace,
+                                                                color_range=color_range)
+
+    ref_info = _probe(ref)
+    dist_infos = [_probe(d) for d in dists]
     n_ref = ref_info.frame_count
     if start >= n_ref:
         raise UsageError(f"--start {start} is past the end: the reference {ref_info.path} has {n_ref} frames "
@@ -493,13 +554,14 @@ def plan_video(
         gap = _numbering_gap(info)
         if gap:
             warnings.append(gap)
+        warnings.extend(n for n in info.notes if n not in warnings)
     lo = max(0, -offset)  # first reference frame any distorted frame can pair with
     first = start if start >= lo else start + -(-(lo - start) // step) * step  # first selected frame >= lo
     plans: list[DistPlan] = []
     for info in dist_infos:
         n_dist = info.frame_count
         shifted = f" ({n_dist - offset} after --offset {offset})" if offset else ""
-        if frames == "equal" and n_dist - offset != n_ref:
+        if frames == "equal" and n_dist - offset != n_ref and not explicit:
             overlap = max(0, min(n_ref, n_dist - offset) - lo)
             problems.append(
                 f"frame counts differ: reference {ref_info.path} has {n_ref} frames, {info.path} has "
@@ -512,13 +574,14 @@ def plan_video(
                 f"resolution differs: reference {ref_info.path} is {ref_info.size}, {info.path} is "
                 f"{info.size}; pass --resize dist-to-ref to resample distorted frames to the reference size"
             )
-        if ref_info.fps and info.fps and abs(ref_info.fps - info.fps) > 1e-3 * max(ref_info.fps, info.fps):
+        if (ref_info.fps and info.fps and abs(ref_info.fps - info.fps) > 1e-3 * max(ref_info.fps, info.fps)
+                and pair_by != "time"):
             warnings.append(
                 f"frame rates differ: reference {ref_info.path} is {ref_info.fps:g} fps, {info.path} is "
                 f"{info.fps:g} fps; frames are paired by index, not by time"
             )
         indices = range(first, max(first, min(stop, n_dist - offset)), step)
-        if not indices and (frames == "shortest" or n_dist - offset == n_ref):
+        if not indices and (frames == "shortest" or n_dist - offset == n_ref) and not explicit:
             problems.append(
                 f"nothing to compare for {info.path}: no selected reference frame (start {start}, step "
                 f"{step}, max frames {max_frames}) has a partner among its {n_dist} frames at offset {offset}"
@@ -526,11 +589,104 @@ def plan_video(
         plans.append(DistPlan(source=info, ref_indices=indices, offset=offset, needs_resize=needs_resize))
     if problems:
         raise PairingError("; ".join(problems))
-    union_stop = max(p.ref_indices.stop for p in plans)
+    notes: list[list[str]] = []
+    if explicit:
+        selected = range(start, stop, step)
+        mapper = _time_maps if pair_by == "time" else _content_maps
+        maps, notes = mapper(ref_info, dist_infos, selected)
+        for plan, index_map in zip(plans, maps, strict=True):
+            plan.index_map = index_map
+            plan.ref_indices = sorted(index_map)
+            if not index_map:
+                problems.append(f"nothing to compare for {plan.source.path}: no selected reference frame has a "
+                                f"partner by {'time' if pair_by == 'time' else 'content'}")
+        for info, lines in zip(dist_infos, notes, strict=True):
+            warnings.extend(f"{info.path}: {line}" for line in lines)
+        if problems:
+            raise PairingError("; ".join(problems))
+        union = sorted(set().union(*(p.ref_indices for p in plans)))
+        ref_indices: range | list = union
+    else:
+        union_stop = max(p.ref_indices.stop for p in plans)
+        ref_indices = range(first, union_stop, step)
     return VideoPlan(
-        ref=ref_info, dists=plans, ref_indices=range(first, union_stop, step), offset=offset, start=start,
-        step=step, max_frames=max_frames, frames=frames, resize=resize, warnings=warnings,
+        ref=ref_info, dists=plans, ref_indices=ref_indices, offset=offset, start=start,
+        step=step, max_frames=max_frames, frames=frames, resize=resize, warnings=warnings, pair_by=pair_by,
+        align=align, alignment_notes=notes,
     )
+
+
+def _frame_times(info: SourceInfo) -> list[float]:
+    """Presentation times (s, from the first frame) of every frame of a video, by demuxing only."""
+    if info.kind == "frames":
+        raise UsageError(f"--pair-by time needs video files: the frame folder {info.path} has no timestamps")
+    if info.raw is not None or str(info.path).lower().endswith(".y4m"):
+        return [k / info.fps for k in range(info.frame_count)]
+    import av
+
+    with av.open(os.fspath(info.path)) as container:
+        stream = container.streams.video[0]
+        pts = sorted(p.pts for p in container.demux(stream) if p.pts is not None and p.size)
+    if not pts:
+        raise DecodeError(info.path, "no timestamps to pair by time")
+    base, unit = pts[0], float(stream.time_base)
+    return [(p - base) * unit for p in pts]
+
+
+def _time_maps(ref: SourceInfo, dists: list[SourceInfo], selected: range) -> tuple[list[dict], list[list[str]]]:
+    """Each selected reference frame -> the distorted frame on screen at its presentation time.
+
+    The distorted frame shown at time ``t`` is the last one whose timestamp is at or before ``t``
+    (1 ms tolerance for timestamp rounding), until one median frame interval after its last frame.
+    """
+    import bisect
+
+    ref_times = _frame_times(ref)
+    maps, notes = [], []
+    for info in dists:
+        times = _frame_times(info)
+        intervals = np.diff(times) if len(times) > 1 else np.array([1.0 / (info.fps or 25.0)])
+        end = times[-1] + float(np.median(intervals))
+        index_map = {}
+        for i in selected:
+            if i >= len(ref_times):
+                break
+            t = ref_times[i]
+            j = bisect.bisect_right(times, t + 1e-3) - 1
+            if j >= 0 and t < end - 1e-3:
+                index_map[i] = j
+        held = len(index_map) - len(set(index_map.values()))
+        lines = [f"{held} distorted frame(s) are held over more than one reference frame"] if held else []
+        maps.append(index_map)
+        notes.append(lines)
+    return maps, notes
+
+
+def _signatures(info: SourceInfo) -> np.ndarray:
+    """32x18 luma signatures of every frame of a video (one decoding pass)."""
+    from lpipscli.io.alignment import luma_signature
+
+    if info.kind == "frames":
+        raise UsageError(f"--align auto needs video files, not the frame folder {info.path}")
+    with _open_reader(Path(info.path), info.raw, *info.overrides) as reader:
+        return np.stack([luma_signature(f.planes[0], f.bit_depth) for f in reader])
+
+
+def _content_maps(ref: SourceInfo, dists: list[SourceInfo], selected: range) -> tuple[list[dict], list[list[str]]]:
+    """Each selected reference frame -> its best-matching distorted frame (:func:`align_auto`)."""
+    from lpipscli.io.alignment import align_auto
+
+    ref_sigs = _signatures(ref)
+    maps, notes = [], []
+    for info in dists:
+        alignment = align_auto(ref_sigs, _signatures(info))
+        best: dict[int, tuple[float, int]] = {}
+        for j, (r, score) in enumerate(zip(alignment.ref_index.tolist(), alignment.score.tolist(), strict=True)):
+            if r in selected and (r not in best or score > best[r][0]):
+                best[r] = (score, j)
+        maps.append({r: j for r, (_, j) in sorted(best.items())})
+        notes.append(alignment.describe())
+    return maps, notes
 
 
 def _numbering_gap(info: SourceInfo) -> str | None:
@@ -567,6 +723,8 @@ class FrameGroup:
             source has no frame here (not planned for this index, or ended early: see ``errors``).
         dist_indices: the distorted frame index compared (``index + offset``), ``None`` where not planned.
         errors: ``None``, or why a planned frame is missing (``"... ended after N frames ..."``).
+        ref_planes, dist_planes: with ``planes=True``, the frames' planes as decoded (Y, U, V; uint8 or
+            uint16 at the stream's scale); ``None`` for frame folders and when not asked.
     """
 
     index: int
@@ -575,6 +733,8 @@ class FrameGroup:
     dists: list[np.ndarray | None]
     dist_indices: list[int | None]
     errors: list[str | None]
+    ref_planes: tuple[np.ndarray, ...] | None = None
+    dist_planes: list[tuple[np.ndarray, ...] | None] | None = None
 
 
 class FrameGroupStream(Iterator[FrameGroup]):
@@ -605,7 +765,7 @@ class FrameGroupStream(Iterator[FrameGroup]):
 
 
 def iter_frame_groups(plan: VideoPlan, *, queue_size: int = 8, alpha: str = "drop",
-                      max_pixels: int | None = None) -> FrameGroupStream:
+                      max_pixels: int | None = None, planes: bool = False) -> FrameGroupStream:
     """Decode the planned frames, all sources concurrently, and yield them in reference frame order.
 
     One background thread per source (the reference and each distorted source) decodes into a queue of
@@ -616,7 +776,7 @@ def iter_frame_groups(plan: VideoPlan, *, queue_size: int = 8, alpha: str = "dro
     gives ``None`` frames with an error in every remaining group (not an exception), and its
     :attr:`DistPlan.actual_frame_count` is set. The reference ending early ends the iteration and sets
     :attr:`VideoPlan.ref_actual_frame_count`. Both are also added to ``plan.warnings``, as is a source
-    that turns out to have more frames than reported (checked with one ``grab()`` when the plan reads
+    that turns out to have more frames than reported (checked by decoding one more frame when the plan reads
     up to its reported last frame).
 
     Args:
@@ -624,6 +784,7 @@ def iter_frame_groups(plan: VideoPlan, *, queue_size: int = 8, alpha: str = "dro
         queue_size: frames buffered per source (>= 1).
         alpha: alpha policy for frame folders (see :func:`lpipscli.io.decoding.decode_image`).
         max_pixels: decompression-bomb limit per frame-folder image (None: no limit).
+        planes: also hand over each video frame's planes (``FrameGroup.ref_planes`` / ``dist_planes``).
 
     Returns:
         A :class:`FrameGroupStream` (iterator and context manager) of :class:`FrameGroup`.
@@ -638,16 +799,17 @@ def iter_frame_groups(plan: VideoPlan, *, queue_size: int = 8, alpha: str = "dro
         raise ValueError(f"queue_size must be >= 1, got {queue_size}")
     if alpha not in ALPHA_POLICIES:
         raise ValueError(f"alpha must be one of {', '.join(ALPHA_POLICIES)}, got {alpha!r}")
-    return FrameGroupStream(_frame_groups(plan, queue_size, alpha, max_pixels))
+    return FrameGroupStream(_frame_groups(plan, queue_size, alpha, max_pixels, planes))
 
 
-def _frame_groups(plan: VideoPlan, queue_size: int, alpha: str, max_pixels: int | None) -> Iterator[FrameGroup]:
+def _frame_groups(plan: VideoPlan, queue_size: int, alpha: str, max_pixels: int | None,
+                  planes: bool = False) -> Iterator[FrameGroup]:
     stop = threading.Event()
     ref_reader = _Reader(plan.ref, plan.ref_indices, role="ref", want_time=True, alpha=alpha,
-                         queue_size=queue_size, stop=stop, max_pixels=max_pixels)
+                         queue_size=queue_size, stop=stop, max_pixels=max_pixels, planes=planes)
     dist_readers = [
         _Reader(d.source, d.dist_indices, role=f"dist{j}", want_time=False, alpha=alpha,
-                queue_size=queue_size, stop=stop, max_pixels=max_pixels)
+                queue_size=queue_size, stop=stop, max_pixels=max_pixels, planes=planes)
         for j, d in enumerate(plan.dists)
     ]
     readers = [ref_reader, *dist_readers]
@@ -665,21 +827,25 @@ def _frame_groups(plan: VideoPlan, queue_size: int, alpha: str, max_pixels: int 
                     f"{n_ref}); frames from {index} on were not compared"
                 )
                 return
-            _, _, time, ref = message
+            _, _, time, ref, ref_planes = message
             dists: list[np.ndarray | None] = []
+            dist_planes: list[tuple | None] = []
             dist_indices: list[int | None] = []
             errors: list[str | None] = []
             for j, (dist_plan, reader) in enumerate(zip(plan.dists, dist_readers, strict=True)):
-                if index not in dist_plan.ref_indices:
+                dist_index = dist_plan.dist_index(index)
+                if dist_index is None:
                     dists.append(None)
+                    dist_planes.append(None)
                     dist_indices.append(None)
                     errors.append(None)
                     continue
-                dist_indices.append(index + plan.offset)
+                dist_indices.append(dist_index)
                 if ended[j] is None:
                     message = reader.get()
                     if message[0] == "frame":
                         dists.append(message[3])
+                        dist_planes.append(message[4])
                         errors.append(None)
                         continue
                     dist_plan.actual_frame_count = message[1]
@@ -689,15 +855,18 @@ def _frame_groups(plan: VideoPlan, queue_size: int, alpha: str, max_pixels: int 
                     )
                     plan.warnings.append(ended[j])
                 dists.append(None)
+                dist_planes.append(None)
                 errors.append(ended[j])
             yield FrameGroup(index=index, time=time, ref=ref, dists=dists, dist_indices=dist_indices,
-                             errors=errors)
+                             errors=errors, ref_planes=ref_planes, dist_planes=dist_planes if planes else None)
         for reader, done in zip(readers, [False, *(e is not None for e in ended)], strict=True):
             if not done and reader.get()[1]:
                 text = (f"{reader.source.path} has more frames than its container reported "
                         f"({reader.source.frame_count}); the extra frames were not compared")
                 if text not in plan.warnings:
                     plan.warnings.append(text)
+        for reader in readers:
+            plan.warnings.extend(w for w in reader.notes if w not in plan.warnings)
     finally:
         stop.set()
         for reader in readers:
@@ -710,14 +879,16 @@ def _frame_groups(plan: VideoPlan, queue_size: int, alpha: str, max_pixels: int 
 class _Reader(threading.Thread):
     """Decodes one source's planned frames into a bounded queue.
 
-    Messages, in order: ``("frame", index, time, array)`` per planned frame, then one terminal message:
-    ``("done", more)`` after the last planned frame (``more``: the source has frames past its reported
-    count), ``("end", n)`` when the source ended with ``n`` frames before a planned one, or
-    ``("error", DecodeError)``.
+    Messages, in order: ``("frame", index, time, array, planes)`` per planned frame, then one terminal
+    message: ``("done", more)`` after the last planned frame (``more``: the source has frames past its
+    reported count), ``("end", n)`` when the source ended with ``n`` frames before a planned one, or
+    ``("error", DecodeError)``. ``indices`` increase; a repeated index (a frame held over several
+    reference frames by time pairing) hands the same frame again. ``notes`` collects the reader's
+    warnings (a stream that could not seek).
     """
 
-    def __init__(self, source: SourceInfo, indices: range, *, role: str, want_time: bool, alpha: str,
-                 queue_size: int, stop: threading.Event, max_pixels: int | None = None):
+    def __init__(self, source: SourceInfo, indices, *, role: str, want_time: bool, alpha: str,
+                 queue_size: int, stop: threading.Event, max_pixels: int | None = None, planes: bool = False):
         super().__init__(name=f"lpipscli-video-{role}", daemon=True)
         self.max_pixels = max_pixels
         self.source = source
@@ -725,8 +896,10 @@ class _Reader(threading.Thread):
         self.want_time = want_time
         self.alpha = alpha
         self.stop = stop
+        self.planes = planes
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
-        self._cap: cv2.VideoCapture | None = None
+        self.notes: list[str] = []
+        self._reader: av_video.VideoReader | None = None
 
     # consumer side
 
@@ -790,76 +963,47 @@ class _Reader(threading.Thread):
                 return
             array = decode_image(files[index], alpha=self.alpha, max_pixels=self.max_pixels)
             self._check_size(array, files[index], index)
-            if not self._put(("frame", index, None, array)):
+            if not self._put(("frame", index, None, array, None)):
                 return
         self._put(("done", False))
 
     def _run_video(self) -> None:
-        path = self.source.path
-        self._cap = _open_capture(path)
-        pos = 0  # index of the frame the next grab()/read() returns
-        seeking = True
-        for index in self.indices:
-            if self.stop.is_set():
-                return
-            frame = None
-            if seeking and index - pos >= SEEK_MIN_GAP:
-                frame = self._seek_read(index)
-                if frame is None:  # seek failed or landed elsewhere: sequential reading from now on
-                    seeking = False
-                    self._release()
-                    self._cap = _open_capture(path)
-                    pos = 0
-            if frame is None:
-                while pos < index:
-                    if not self._cap.grab():
-                        self._put(("end", pos))
-                        return
-                    pos += 1
-                    if pos % 64 == 0 and self.stop.is_set():
-                        return
-                ok, frame = self._cap.read()
-                if not ok or frame is None:
-                    self._put(("end", index))
+        source = self.source
+        self._reader = reader = _open_reader(Path(source.path), source.raw, *source.overrides)
+        last: tuple | None = None
+        try:
+            for index in self.indices:
+                if self.stop.is_set():
                     return
-            pos = index + 1
-            time = self._time(index) if self.want_time else None
-            rgb = self._to_rgb(frame, index)
-            if not self._put(("frame", index, time, rgb)):
-                return
-        more = bool(self.indices) and self.indices[-1] >= self.source.frame_count - 1 and self._cap.grab()
-        self._put(("done", more))
-
-    def _seek_read(self, index: int) -> np.ndarray | None:
-        """Seek to ``index`` and read it; ``None`` when the seek cannot be trusted."""
-        cap = self._cap
-        if not cap.set(cv2.CAP_PROP_POS_FRAMES, index):
-            return None
-        ok, frame = cap.read()
-        if not ok or frame is None:
-            return None
-        fps = self.source.fps
-        if fps:
-            msec = cap.get(cv2.CAP_PROP_POS_MSEC)
-            if not math.isfinite(msec) or abs(msec - index * 1000.0 / fps) > 500.0 / fps:
-                return None
-        return frame
-
-    def _time(self, index: int) -> float | None:
-        msec = self._cap.get(cv2.CAP_PROP_POS_MSEC)
-        if math.isfinite(msec) and (msec > 0 or (msec == 0 and index == 0)):
-            return msec / 1000.0
-        return index / self.source.fps if self.source.fps else None
-
-    def _to_rgb(self, frame: np.ndarray, index: int) -> np.ndarray:
-        if frame.ndim == 2:
-            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
-        elif frame.shape[2] == 4:
-            frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB)
-        else:
-            frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-        self._check_size(frame, self.source.path, index)
-        return frame
+                if last is not None and last[1] == index:  # a held frame (time pairing)
+                    if not self._put(last):
+                        return
+                    continue
+                try:
+                    frame = reader.read(index)
+                except DecodeError as exc:
+                    if "has no frame" not in str(exc):
+                        raise
+                    self._put(("end", getattr(reader, "_next_index", index)))
+                    return
+                self._check_size(frame.planes[0], source.path, index)
+                rgb = frame.rgb
+                time = frame.pts_time if self.want_time else None
+                if time is None and self.want_time and source.fps:
+                    time = index / source.fps
+                last = ("frame", index, time, rgb, frame.planes if self.planes else None)
+                if not self._put(last):
+                    return
+            more = False
+            if len(self.indices) and self.indices[-1] >= source.frame_count - 1:
+                try:
+                    next(reader)
+                    more = True
+                except StopIteration:
+                    more = False
+            self._put(("done", more))
+        finally:
+            self.notes.extend(w for w in reader.warnings if w not in source.notes)
 
     def _check_size(self, array: np.ndarray, path, index: int) -> None:
         height, width = array.shape[:2]
@@ -870,9 +1014,9 @@ class _Reader(threading.Thread):
             ))
 
     def _release(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
 
 def _names(items: list[str]) -> str:

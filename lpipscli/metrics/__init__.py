@@ -273,6 +273,34 @@ register(MetricSpec(
     options={"--lasi-k": "k"},
 ))
 
+register(MetricSpec(
+    key="psnr_yuv",
+    input="planes",
+    columns=("psnr_yuv_y", "psnr_yuv_u", "psnr_yuv_v", "psnr_yuv"),
+    fn=Lazy("lpipscli.metrics.yuv:psnr_yuv_columns"),
+    measures="PSNR per decoded YUV plane and FFmpeg's weighted average (dB), equal to FFmpeg's psnr filter; video",
+    value_range="[0, inf] dB; inf for identical planes",
+    higher_is_better=True,
+    min_side=1,
+    conventions=LazyMapping("lpipscli.metrics.yuv:PSNR_YUV_DEFAULTS"),
+    differentiable=False,
+    cost="negligible",
+))
+register(MetricSpec(
+    key="ssim_ffmpeg",
+    input="planes",
+    columns=("ssim_ffmpeg_y", "ssim_ffmpeg_u", "ssim_ffmpeg_v", "ssim_ffmpeg"),
+    fn=Lazy("lpipscli.metrics.yuv:ssim_ffmpeg_columns"),
+    measures="FFmpeg's 8x8-block SSIM per decoded YUV plane and its weighted 'All', equal to FFmpeg's ssim filter; "
+             "video",
+    value_range="[-1, 1]; 1 for identical planes",
+    higher_is_better=True,
+    min_side=16,
+    conventions=LazyMapping("lpipscli.metrics.yuv:SSIM_FFMPEG_DEFAULTS"),
+    differentiable=False,
+    cost="small",
+))
+
 DEFAULT_METRICS = ("lpips_alex", "ssim", "psnr")
 
 #: the functional API, imported on first access (``from lpipscli.metrics import ssim``)

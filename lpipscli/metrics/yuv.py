@@ -1,0 +1,238 @@
+"""PSNR and SSIM on decoded YUV planes, equal to FFmpeg's ``psnr`` and ``ssim`` filters frame by frame.
+
+No colour conversion: the planes are compared as stored (Y, U, V at their own sizes, 8- to 16-bit
+integers). Both functions replicate FFmpeg's ``libavfilter/vf_psnr.c`` and ``vf_ssim.c`` (FFmpeg 7/8):
+
+- ``psnr_yuv``: per plane ``MSE = SSE / (w * h)`` with the exact integer SSE, ``PSNR = 10 log10(max^2 /
+  MSE)`` with ``max = 2^bits - 1`` (1023 for 10-bit: the stream's own scale, no shift to 8 bits);
+  ``inf`` when a plane is identical (no cap). ``avg`` is FFmpeg's ``psnr_avg``: the PSNR of the MSEs
+  averaged with weights ``plane area / total area`` (so 4:2:0 weights Y 4/6, U 1/6, V 1/6), not the mean
+  of the per-plane PSNRs.
+- ``ssim_ffmpeg``: FFmpeg's (and x264's) fast SSIM, *not* Wang et al.'s Gaussian SSIM (that one is
+  :func:`lpipscli.metrics.ssim.ssim`): sums over non-overlapping 4x4 blocks, combined 2x2 into 8x8
+  windows that overlap by 4 pixels (stride 4), uniform weights, constants
+  ``c1 = round(0.01^2 * max^2 * 64)`` and ``c2 = round(0.03^2 * max^2 * 64 * 63)`` in integers,
+  each window's SSIM evaluated in float32 exactly as FFmpeg does (an 8-bit plane with FFmpeg's fixed
+  ``max = 255``; a >8-bit plane with ``max = 2^bits - 1`` and FFmpeg's float32 accumulation along each
+  row of windows), averaged over the ``(w/4 - 1) x (h/4 - 1)`` windows of each plane (pixels past the last
+  multiple of 4 are ignored, as FFmpeg ignores them). ``all`` is the plane-area-weighted mean, and
+  :func:`ssim_db` is FFmpeg's ``dB`` value.
+
+Inputs are NumPy arrays (or anything ``np.asarray`` takes, e.g. CPU tensors) ``(N, h, w)`` per plane
+(or ``(h, w)`` for one frame); results are float64 arrays ``(N,)``. Integer arithmetic is exact (int64);
+the only differences from FFmpeg are in the order of float64 summations (below 1e-12).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from lpipscli.errors import MetricInputError
+
+__all__ = ["PLANE_NAMES", "TOLERANCES", "plane_weights", "psnr_yuv", "ssim_db", "ssim_ffmpeg", "ssim_ffmpeg_plane"]
+
+PLANE_NAMES = ("y", "u", "v")
+
+#: Agreement with FFmpeg's filters, as tested (FFmpeg prints frame metadata as float32 with ``%f``).
+TOLERANCES = {"psnr_yuv": (1e-6, 1e-6), "ssim_ffmpeg": (2e-6, 0.0)}  # (atol, rtol)
+
+PSNR_YUV_DEFAULTS = {
+    "reference": "FFmpeg libavfilter/vf_psnr.c",
+    "max": "2^bits - 1 of the stream",
+    "avg": "PSNR of the plane-area-weighted MSE",
+    "identical": "inf (no cap)",
+}
+SSIM_FFMPEG_DEFAULTS = {
+    "reference": "FFmpeg libavfilter/vf_ssim.c (x264's 8x8 block SSIM on 4x4 sums, stride 4)",
+    "window": "8x8 uniform, stride 4",
+    "all": "plane-area-weighted mean",
+}
+
+
+def _planes(planes, name: str) -> list[np.ndarray]:
+    out = []
+    for k, plane in enumerate(planes):
+        array = np.asarray(plane)
+        if array.ndim == 2:
+            array = array[None]
+        if array.ndim != 3:
+            raise MetricInputError(f"{name}: plane {k} must be (N, h, w) or (h, w), got shape {array.shape}")
+        if not np.issubdtype(array.dtype, np.integer):
+            raise MetricInputError(f"{name}: planes must hold integer samples as decoded, got {array.dtype}")
+        out.append(array)
+    if not out:
+        raise MetricInputError(f"{name}: no planes given")
+    return out
+
+
+def _pair(ref_planes, dist_planes, name: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    ref = _planes(ref_planes, name)
+    dist = _planes(dist_planes, name)
+    if len(ref) != len(dist):
+        raise MetricInputError(f"{name}: {len(ref)} reference planes but {len(dist)} distorted planes")
+    for k, (a, b) in enumerate(zip(ref, dist, strict=True)):
+        if a.shape != b.shape:
+            raise MetricInputError(f"{name}: plane {k} shapes differ: reference {a.shape}, distorted {b.shape}")
+        if a.shape[0] != ref[0].shape[0]:
+            raise MetricInputError(f"{name}: plane {k} has {a.shape[0]} frames, plane 0 has {ref[0].shape[0]}")
+    return ref, dist
+
+
+def _check_bits(bit_depth: int, name: str) -> int:
+    if isinstance(bit_depth, bool) or not isinstance(bit_depth, (int, np.integer)) or not 8 <= bit_depth <= 16:
+        raise MetricInputError(f"{name}: bit_depth must be an integer 8..16, got {bit_depth!r}")
+    return int(bit_depth)
+
+
+def plane_weights(shapes: Sequence[tuple[int, int]]) -> np.ndarray:
+    """FFmpeg's plane weights: each plane's area over the summed area of all planes."""
+    areas = np.array([h * w for h, w in shapes], dtype=np.float64)
+    return areas / areas.sum()
+
+
+def psnr_yuv(ref_planes: Sequence, dist_planes: Sequence, bit_depth: int) -> dict[str, np.ndarray]:
+    """Per-plane and average PSNR exactly as FFmpeg's ``psnr`` filter.
+
+    Args:
+        ref_planes: reference planes Y, U, V (or one gray plane), each ``(N, h, w)`` integers.
+        dist_planes: distorted planes, same shapes.
+        bit_depth: bits per sample of the stream (8..16); ``max = 2^bit_depth - 1``.
+
+    Returns:
+        ``{"y", "u", "v", "avg"}`` (or ``{"y", "avg"}`` for one plane) -> float64 ``(N,)`` in dB, ``inf``
+        for identical planes; plus ``"mse_y"``, ``"mse_u"``, ``"mse_v"``, ``"mse_avg"``.
+
+    Raises:
+        MetricInputError: shapes or counts that differ, non-integer samples, a bad bit depth.
+
+    Matches:
+        FFmpeg ``psnr`` frame metadata ``lavfi.psnr.psnr.{y,u,v}``, ``lavfi.psnr.psnr_avg``,
+        ``lavfi.psnr.mse.{y,u,v}``, ``lavfi.psnr.mse_avg`` (tested against the filter, 8- and 10-bit).
+    """
+    ref, dist = _pair(ref_planes, dist_planes, "psnr_yuv")
+    bits = _check_bits(bit_depth, "psnr_yuv")
+    top = float((1 << bits) - 1)
+    weights = plane_weights([a.shape[1:] for a in ref])
+    out: dict[str, np.ndarray] = {}
+    mse_avg = np.zeros(ref[0].shape[0], dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        for name, a, b, weight in zip(PLANE_NAMES, ref, dist, weights, strict=False):
+            diff = a.astype(np.int64) - b.astype(np.int64)
+            sse = np.einsum("nij,nij->n", diff, diff)  # exact in int64
+            mse = sse / float(a.shape[1] * a.shape[2])
+            out[name] = 10.0 * np.log10(top * top / mse)
+            out[f"mse_{name}"] = mse
+            mse_avg += mse * weight
+        # FFmpeg rounds the weighted max to an integer (lrint); equal to `top` for YUV planes of one depth.
+        out["avg"] = 10.0 * np.log10(top * top / mse_avg)
+    out["mse_avg"] = mse_avg
+    return out
+
+
+def _ssim_constants(bits: int) -> tuple[int, int, int]:
+    top = 255 if bits == 8 else (1 << bits) - 1
+    c1 = int(0.01 * 0.01 * top * top * 64 + 0.5)
+    c2 = int(0.03 * 0.03 * top * top * 64 * 63 + 0.5)
+    return top, c1, c2
+
+
+def ssim_ffmpeg_plane(ref: np.ndarray, dist: np.ndarray, bit_depth: int) -> np.ndarray:
+    """FFmpeg's SSIM of one plane (see the module doc).
+
+    Args:
+        ref, dist: ``(N, h, w)`` (or ``(h, w)``) integer planes, ``h, w >= 8``.
+        bit_depth: bits per sample (8..16).
+
+    Returns:
+        float64 ``(N,)``: the mean of the 8x8-window SSIMs.
+
+    Raises:
+        MetricInputError: planes under 8x8 (FFmpeg has no window there), shapes that differ, bad depth.
+    """
+    (a,), (b,) = _pair([ref], [dist], "ssim_ffmpeg")
+    bits = _check_bits(bit_depth, "ssim_ffmpeg")
+    n, height, width = a.shape
+    bw, bh = width >> 2, height >> 2
+    if bw < 2 or bh < 2:
+        raise MetricInputError(f"ssim_ffmpeg: a {width}x{height} plane is too small: FFmpeg's SSIM needs planes "
+                               "of at least 8x8 pixels (chroma of 4:2:0 needs 16x16 frames)")
+    _, c1, c2 = _ssim_constants(bits)
+    a = a[:, : bh * 4, : bw * 4].astype(np.int64).reshape(n, bh, 4, bw, 4)
+    b = b[:, : bh * 4, : bw * 4].astype(np.int64).reshape(n, bh, 4, bw, 4)
+    blocks = np.stack([a.sum(axis=(2, 4)), b.sum(axis=(2, 4)),
+                       (a * a + b * b).sum(axis=(2, 4)), (a * b).sum(axis=(2, 4))])  # (4, N, bh, bw)
+    sums = blocks[:, :, :-1, :-1] + blocks[:, :, 1:, :-1] + blocks[:, :, :-1, 1:] + blocks[:, :, 1:, 1:]
+    s1, s2, ss, s12 = sums  # each (N, bh - 1, bw - 1), 8x8 window sums
+    variance = ss * 64 - s1 * s1 - s2 * s2
+    covariance = s12 * 64 - s1 * s2
+    f32 = np.float32
+    num = (2 * s1 * s2 + c1).astype(f32) * (2 * covariance + c2).astype(f32)
+    den = (s1 * s1 + s2 * s2 + c1).astype(f32) * (variance + c2).astype(f32)
+    windows = num / den  # float32, as FFmpeg's ssim_end1 / ssim_end1x
+    if bits == 8:
+        total = windows.astype(np.float64).sum(axis=(1, 2))  # FFmpeg sums 8-bit windows in double
+    else:
+        rows = np.cumsum(windows, axis=2, dtype=f32)[:, :, -1]  # float32, left to right, per row
+        total = rows.astype(np.float64).sum(axis=1)
+    return total / float((bw - 1) * (bh - 1))
+
+
+def ssim_ffmpeg(ref_planes: Sequence, dist_planes: Sequence, bit_depth: int) -> dict[str, np.ndarray]:
+    """Per-plane and weighted SSIM exactly as FFmpeg's ``ssim`` filter.
+
+    Args:
+        ref_planes: reference planes Y, U, V (or one gray plane), each ``(N, h, w)`` integers, ``h, w >= 8``.
+        dist_planes: distorted planes, same shapes.
+        bit_depth: bits per sample (8..16).
+
+    Returns:
+        ``{"y", "u", "v", "all"}`` (``{"y", "all"}`` for one plane) -> float64 ``(N,)``; ``all`` weights
+        each plane by its area (FFmpeg's ``All``).
+
+    Raises:
+        MetricInputError: see :func:`ssim_ffmpeg_plane`.
+
+    Matches:
+        FFmpeg ``ssim`` frame metadata ``lavfi.ssim.Y``, ``.U``, ``.V``, ``.All`` (tested, 8- and 10-bit).
+    """
+    ref, dist = _pair(ref_planes, dist_planes, "ssim_ffmpeg")
+    weights = plane_weights([a.shape[1:] for a in ref])
+    out: dict[str, np.ndarray] = {}
+    total = np.zeros(ref[0].shape[0], dtype=np.float64)
+    for name, a, b, weight in zip(PLANE_NAMES, ref, dist, weights, strict=False):
+        out[name] = ssim_ffmpeg_plane(a, b, bit_depth)
+        total += weight * out[name]
+    out["all"] = total
+    return out
+
+
+def ssim_db(ssim: np.ndarray) -> np.ndarray:
+    """FFmpeg's SSIM in dB: ``10 log10(1 / (1 - ssim))``, ``inf`` when ``|1 - ssim| <= 1e-9``."""
+    ssim = np.asarray(ssim, dtype=np.float64)
+    gap = 1.0 - ssim
+    with np.errstate(divide="ignore", invalid="ignore"):
+        db = 10.0 * np.log10(1.0 / gap)
+    return np.where(np.abs(gap) > 1e-9, db, np.inf)
+
+
+def _numpy_planes(planes: Sequence) -> list[np.ndarray]:
+    return [p.numpy() if hasattr(p, "numpy") else np.asarray(p) for p in planes]
+
+
+def psnr_yuv_columns(ref_planes: Sequence, dist_planes: Sequence, bit_depth: int) -> dict[str, np.ndarray]:
+    """The registry's ``psnr_yuv`` columns: ``psnr_yuv_y/u/v`` and ``psnr_yuv`` (FFmpeg's ``psnr_avg``).
+
+    Planes may be CPU tensors (the engine's batches); see :func:`psnr_yuv`.
+    """
+    out = psnr_yuv(_numpy_planes(ref_planes), _numpy_planes(dist_planes), bit_depth)
+    names = PLANE_NAMES[: len(ref_planes)]
+    return {**{f"psnr_yuv_{k}": out[k] for k in names}, "psnr_yuv": out["avg"]}
+
+
+def ssim_ffmpeg_columns(ref_planes: Sequence, dist_planes: Sequence, bit_depth: int) -> dict[str, np.ndarray]:
+    """The registry's ``ssim_ffmpeg`` columns: ``ssim_ffmpeg_y/u/v`` and ``ssim_ffmpeg`` (FFmpeg's ``All``)."""
+    out = ssim_ffmpeg(_numpy_planes(ref_planes), _numpy_planes(dist_planes), bit_depth)
+    names = PLANE_NAMES[: len(ref_planes)]
+    return {**{f"ssim_ffmpeg_{k}": out[k] for k in names}, "ssim_ffmpeg": out["all"]}
