@@ -450,7 +450,9 @@ def test_weights_lists_files_presence_and_verification(tmp_path, cli, monkeypatc
     listed = cli("weights", "--json")
     backbones = [r for r in json.loads(listed.stdout) if r["path"].startswith(str(empty))]
     assert {Path(r["path"]).name for r in backbones} == {
-        BACKBONE_FILE, "vgg16-397923af.pth", "squeezenet1_1-b8a52dc0.pth"}
+        BACKBONE_FILE, "vgg16-397923af.pth", "squeezenet1_1-b8a52dc0.pth",
+        # the feature backbones of --define (deep-feature distances)
+        "vgg19-dcbb9e9d.pth", "resnet50-0676ba61.pth", "shufflenetv2_x1-5666bf0f80.pth", "googlenet-1378be20.pth"}
     assert all(r["present"] is False and r["verified"] is False for r in backbones)
     table = cli("weights")
     assert "NO" in table.stdout and str(empty) in table.stdout
