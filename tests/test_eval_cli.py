@@ -307,3 +307,36 @@ def test_metric_that_cannot_score_the_images_stops_before_compute(tmp_path):
     result = CliRunner().invoke(app, ["eval", "2afc", str(tmp_path / "val"), "-m", "psnr,ms_ssim", *FAST])
     assert result.exit_code == 2
     assert "ms_ssim needs at least 161x161 px" in result.stderr and "nothing was computed" in result.stderr
+
+
+def test_eval_scores_named_definitions_from_a_metrics_file(tmp_path, torch_home):
+    """`lpips eval ... --metrics-file` (issue 15): named deep-feature definitions are metrics like any other."""
+    from typer.testing import CliRunner
+
+    from lpipscli.cli import app
+    from lpipscli.metrics import REGISTRY
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "cat"
+    for sub in ("ref", "p0", "p1", "judge"):
+        (root / sub).mkdir(parents=True)
+    for k in range(3):
+        ref = (rng.random((48, 48, 3)) * 255).astype(np.uint8)
+        near = np.clip(ref.astype(int) + rng.integers(-3, 4, ref.shape), 0, 255).astype(np.uint8)
+        far = np.clip(ref.astype(int) + rng.integers(-90, 91, ref.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(ref).save(root / "ref" / f"{k}.png")
+        Image.fromarray(near).save(root / "p0" / f"{k}.png")
+        Image.fromarray(far).save(root / "p1" / f"{k}.png")
+        np.save(root / "judge" / f"{k}.npy", np.array([0.0]))  # everyone found p0 closer
+    toml = tmp_path / "defs.toml"
+    toml.write_text('[metrics.rand_alex]\nnet = "alexnet"\nlayers = ["features.1", "features.4"]\n'
+                    'weights = "random"\nmembers = 2\nseed = 1\n')
+    out = tmp_path / "s.json"
+    result = CliRunner().invoke(app, ["eval", "2afc", str(root), "--metrics-file", str(toml), "-m", "psnr",
+                                      "--bootstrap", "0", "--summary-json", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(out.read_text())["scores"]
+    assert set(scores) == {"psnr", "rand_alex"}
+    for name in scores:  # both prefer the near copy p0, which everyone chose: full credit on every triplet
+        assert scores[name]["per_category"]["cat"]["score"] == 1.0
+    assert "rand_alex" not in REGISTRY

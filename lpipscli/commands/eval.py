@@ -6,6 +6,7 @@ Importing this module imports neither torch nor the metrics (``lpips --help`` st
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -50,6 +51,16 @@ Version = Annotated[LpipsVersion, typer.Option("--lpips-version", help="LPIPS he
 Unverified = Annotated[bool, typer.Option(
     help="Use weight files whose sha256 does not match (custom backbones). Also LPIPSCLI_ALLOW_UNVERIFIED_WEIGHTS=1.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary table.")]
+Define = Annotated[list[str] | None, typer.Option(
+    "--define", help="A named deep-feature metric, repeatable: NAME=key=value,... (as in `lpips compare`).")]
+MetricsFile = Annotated[Path | None, typer.Option(
+    "--metrics-file", help="A TOML file of named definitions ([metrics.NAME] tables), as in `lpips compare`.")]
+
+
+def _definitions(stack, define, metrics_file) -> tuple[str, ...]:
+    from lpipscli.cli import _definitions as register_definitions
+
+    return register_definitions(stack, define, metrics_file)
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -59,13 +70,13 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 
 def _options(metric, output, fmt, summary_json, bootstrap, seed, device, workers, batch_size, lpips_version,
-             allow_unverified_weights, quiet, ensembles=None):
+             allow_unverified_weights, quiet, ensembles=None, defined=()):
     from lpipscli.analysis.eval_run import EvalOptions, parse_ensembles
     from lpipscli.cli import _parse_metrics
 
     ensemble_map = parse_ensembles(ensembles)
-    metrics = _parse_metrics(metric, None) if (metric or not ensemble_map) else ()
     members = {k for keys in ensemble_map.values() for k in keys}
+    metrics = _parse_metrics(metric, None, defined) if (metric or defined or not ensemble_map) else ()
     params = {k: {"version": lpips_version.value} for k in (*metrics, *members) if k.startswith("lpips_")}
     return EvalOptions(
         metrics=metrics, device=device, workers=workers, batch_size=batch_size, metric_params=params,
@@ -79,6 +90,8 @@ def eval_2afc(
     root: Annotated[Path, typer.Argument(help="BAPPS 2AFC split folder (categories inside) or one category folder "
                                               "with ref/, p0/, p1/, judge/.", show_default=False)],
     metric: Metric = None,
+    define: Define = None,
+    metrics_file: MetricsFile = None,
     ensemble: Annotated[list[str] | None, typer.Option(
         "--ensemble", help="NAME=METRIC,METRIC,...: also score the members together, by majority vote of their "
         "choices (Amir & Weiss) and by their mean value (repeatable).")] = None,
@@ -101,12 +114,14 @@ def eval_2afc(
     """
     from lpipscli.analysis.eval_run import run_2afc
 
-    try:
-        opts = _options(metric, output, fmt, summary_json, bootstrap, seed, device, workers, batch_size,
-                        lpips_version, allow_unverified_weights, quiet, ensemble)
-        run_2afc(root, opts)
-    except LpipsCliError as exc:
-        raise _fail(str(exc), exc.exit_code) from None
+    with ExitStack() as run_scoped:
+        try:
+            defined = _definitions(run_scoped, define, metrics_file)
+            opts = _options(metric, output, fmt, summary_json, bootstrap, seed, device, workers, batch_size,
+                            lpips_version, allow_unverified_weights, quiet, ensemble, defined)
+            run_2afc(root, opts)
+        except LpipsCliError as exc:
+            raise _fail(str(exc), exc.exit_code) from None
 
 
 @eval_app.command("jnd")
@@ -114,6 +129,8 @@ def eval_jnd(
     root: Annotated[Path, typer.Argument(help="BAPPS JND split folder (categories inside) or one category folder "
                                               "with p0/, p1/, same/.", show_default=False)],
     metric: Metric = None,
+    define: Define = None,
+    metrics_file: MetricsFile = None,
     output: Output = None,
     fmt: Fmt = None,
     summary_json: SummaryJson = None,
@@ -129,12 +146,14 @@ def eval_jnd(
     """JND mAP: average precision of each metric's distance (p0 vs p1) at finding the pairs people called the same."""
     from lpipscli.analysis.eval_run import run_jnd
 
-    try:
-        opts = _options(metric, output, fmt, summary_json, bootstrap, seed, device, workers, batch_size,
-                        lpips_version, allow_unverified_weights, quiet)
-        run_jnd(root, opts)
-    except LpipsCliError as exc:
-        raise _fail(str(exc), exc.exit_code) from None
+    with ExitStack() as run_scoped:
+        try:
+            defined = _definitions(run_scoped, define, metrics_file)
+            opts = _options(metric, output, fmt, summary_json, bootstrap, seed, device, workers, batch_size,
+                            lpips_version, allow_unverified_weights, quiet, defined=defined)
+            run_jnd(root, opts)
+        except LpipsCliError as exc:
+            raise _fail(str(exc), exc.exit_code) from None
 
 
 @eval_app.command("mos")
@@ -147,6 +166,8 @@ def eval_mos(
     dmos: Annotated[bool, typer.Option(
         "--dmos", help="The scores are differential (higher = worse), so agreement still comes out positive.")] = False,
     metric: Metric = None,
+    define: Define = None,
+    metrics_file: MetricsFile = None,
     output: Output = None,
     fmt: Fmt = None,
     summary_json: SummaryJson = None,
@@ -165,9 +186,12 @@ def eval_mos(
     """
     from lpipscli.analysis.eval_run import run_mos
 
-    try:
-        opts = _options(metric, output, fmt, summary_json, bootstrap, seed, device, workers, batch_size,
-                        lpips_version, allow_unverified_weights, quiet)
-        run_mos(table, opts, ref_col=ref_col, dist_col=dist_col, score_col=score_col, mos_higher_is_better=not dmos)
-    except LpipsCliError as exc:
-        raise _fail(str(exc), exc.exit_code) from None
+    with ExitStack() as run_scoped:
+        try:
+            defined = _definitions(run_scoped, define, metrics_file)
+            opts = _options(metric, output, fmt, summary_json, bootstrap, seed, device, workers, batch_size,
+                            lpips_version, allow_unverified_weights, quiet, defined=defined)
+            run_mos(table, opts, ref_col=ref_col, dist_col=dist_col, score_col=score_col,
+                    mos_higher_is_better=not dmos)
+        except LpipsCliError as exc:
+            raise _fail(str(exc), exc.exit_code) from None
