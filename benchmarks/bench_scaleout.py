@@ -97,9 +97,23 @@ def main() -> None:
     tables = [read_results(work / f) for f in ("one.parquet", "torchrun.parquet", "merged.parquet")]
     rows = [sorted(t.rows, key=row_key) for t in tables]
     pairs = len(rows[0])
+
+    def close(a: dict, b: dict) -> bool:  # float32 networks: batch composition moves the last bits (README: 1e-6)
+        if a.keys() != b.keys():
+            return False
+        for k, va in a.items():
+            vb = b[k]
+            if isinstance(va, float) and isinstance(vb, float):
+                if not (va == vb or abs(va - vb) <= 1e-6 * max(1.0, abs(va))):
+                    return False
+            elif va != vb:
+                return False
+        return True
+
+    same = all(len(r) == pairs and all(close(x, y) for x, y in zip(rows[0], r, strict=True)) for r in rows[1:])
     print(json.dumps({
         "pairs": pairs, "size": args.size, "metrics": args.metrics, "cores": cores, "procs": g,
-        "real_weights": real if "lpips" in args.metrics else None, "same_rows": rows[0] == rows[1] == rows[2],
+        "real_weights": real if "lpips" in args.metrics else None, "same_rows_within_1e-6": same,
         "one_process_s": round(one, 2), "torchrun_s": round(tr, 2), "shards_and_merge_s": round(array, 2),
         "pairs_per_s": {"one": round(pairs / one, 2), "torchrun": round(pairs / tr, 2),
                         "shards": round(pairs / array, 2)},

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -59,6 +58,8 @@ class MapVideo:
         frame = colorize(badness(values, lo, hi, self.spec.higher_is_worse))
         if self.panel:
             frame = make_panel(to_display_rgb(hwc_pixels(ref)), to_display_rgb(hwc_pixels(dist)), frame)
+        import cv2
+
         if self.writer is None:
             fourcc = cv2.VideoWriter_fourcc(*_FOURCC[self.path.suffix.lower()])
             self.writer = cv2.VideoWriter(str(self.path), fourcc, float(self.fps), (frame.shape[1], frame.shape[0]))
