@@ -61,3 +61,18 @@ def read_video_rgb(path: Path) -> list[np.ndarray]:
         frames.append(np.ascontiguousarray(frame[..., ::-1]))
     cap.release()
     return frames
+
+
+def write_ffv1_clip(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> Path:
+    """Write RGB frames as a lossless FFV1 clip with OpenCV (skips the test where OpenCV cannot)."""
+    import cv2
+    import pytest
+
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"FFV1"), fps, (width, height))
+    if not writer.isOpened():
+        pytest.skip("this OpenCV build cannot write FFV1 video")
+    for frame in frames:
+        writer.write(np.ascontiguousarray(frame[..., ::-1]))  # VideoWriter takes BGR
+    writer.release()
+    return path

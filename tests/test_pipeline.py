@@ -11,10 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
-from _helpers import distort, smooth_image
+from _helpers import distort, smooth_image, write_ffv1_clip
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from typer.testing import CliRunner
@@ -65,14 +64,7 @@ def _images(root: Path, names: list[str], size=(32, 40), seed=0) -> dict[str, tu
 
 
 def _clip(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"FFV1"), fps, (w, h))
-    if not writer.isOpened():
-        pytest.skip("this OpenCV build cannot write FFV1 video")
-    for frame in frames:
-        writer.write(np.ascontiguousarray(frame[..., ::-1]))
-    writer.release()
-    return path
+    return write_ffv1_clip(path, frames, fps)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -18,10 +18,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
-from _helpers import distort, read_video_rgb, smooth_image
+from _helpers import distort, read_video_rgb, smooth_image, write_ffv1_clip
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -252,13 +251,7 @@ W, H, N_FRAMES, FPS = 32, 24, 10, 25.0
 
 
 def write_clip(path: Path, frames: list[np.ndarray]) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"FFV1"), FPS, (W, H))
-    if not writer.isOpened():
-        pytest.skip("this OpenCV build cannot write FFV1 video")
-    for frame in frames:
-        writer.write(np.ascontiguousarray(frame[..., ::-1]))
-    writer.release()
-    return path
+    return write_ffv1_clip(path, frames, FPS)
 
 
 @pytest.fixture(scope="module")
