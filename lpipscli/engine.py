@@ -27,12 +27,10 @@ from lpipscli.errors import DeviceError, LpipsCliError, UsageError
 from lpipscli.io.dataset import Batcher, collate, prefetch_items, to_unit_float
 from lpipscli.io.pairing import Pair
 from lpipscli.metrics import REGISTRY, resolve_params
+from lpipscli.metrics.masked import MASKED_FUNCTIONS
 from lpipscli.sources import PlanContext, SourcePlan, open_source
 from lpipscli.sources.base import row_key
-from lpipscli.status import row_status
-
-#: metrics with a masked form for ``--alpha mask`` (see ``metrics/masked.py``)
-MASKED_KEYS = ("psnr", "mse")
+from lpipscli.status import FAILED, PARTIAL, normalize, row_status
 
 #: Pixel budget per batch (references + distorted images): bounds memory and keeps CPU batches in the
 #: size range where batching helps (at 720p one pair at a time is as fast as any batch on a CPU).
@@ -116,8 +114,6 @@ class ScoredBatch:
     pairs: list[Pair]
     maps: dict[str, list] = field(default_factory=dict)
     images: list | None = None
-    #: notes from the source found while decoding (a video shorter than its container said)
-    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -153,23 +149,20 @@ class RunResult:
                 self.values.setdefault((root, key), []).append(row[key])
             name = row["dist"] if row.get("frame") in (None, "") else f"{row['dist']}#{row['frame']}"
             self.names.setdefault(root, []).append(name)
-            status = "failed" if row["status"] == "error" else row["status"]
+            status = normalize(row["status"])
             # JUnit: a pair that could not be (fully) scored is an <error>, not a gate <failure>
-            self.statuses.append((name, "error" if status in ("failed", "partial") else status, row["error"]))
-            if status in ("failed", "partial"):
+            self.statuses.append((name, "error" if status in (FAILED, PARTIAL) else status, row["error"]))
+            if status == FAILED:
+                self.n_failed += 1
+            else:
+                self.n_scored += 1
+                self.n_partial += status == PARTIAL
+            if status in (FAILED, PARTIAL):
+                self.failed_per_root[root] = self.failed_per_root.get(root, 0) + 1
+                self.first_error = self.first_error or row["error"]
                 for key in metrics:
                     if isinstance(row[key], float) and math.isnan(row[key]):
                         self.failed_per_metric[key] = self.failed_per_metric.get(key, 0) + 1
-            if status == "failed":
-                self.n_failed += 1
-                self.failed_per_root[root] = self.failed_per_root.get(root, 0) + 1
-                self.first_error = self.first_error or row["error"]
-            else:
-                self.n_scored += 1
-                if status == "partial":
-                    self.n_partial += 1
-                    self.failed_per_root[root] = self.failed_per_root.get(root, 0) + 1
-                    self.first_error = self.first_error or row["error"]
 
 
 def _versions() -> dict[str, str]:
@@ -205,6 +198,7 @@ class Engine:
         self.weight_records: list[dict] = []
         self.max_batch_pixels = config.max_batch_pixels or DEFAULT_BATCH_PIXELS[self.device.type]
         self.source = open_source(config)
+        self._settings = None
         planes = [k for k in config.metrics if REGISTRY[k].input == "planes"]
         if planes and self.source.kind != "video":
             raise UsageError(f"{', '.join(planes)} compare{'s' if len(planes) == 1 else ''} the YUV planes of video "
@@ -265,11 +259,16 @@ class Engine:
             self.runners[key] = runner
 
     def settings(self):
-        """The settings record of this run (after :meth:`build`, so that weight hashes are in it)."""
+        """The settings record of this run (after :meth:`build`, so that weight hashes are in it; kept from then on)."""
         from lpipscli.settings import build_settings
 
-        return build_settings(self.config, params=self.params, weight_records=self.weight_records,
-                              device_type=self.device.type, metric_dtypes=self.metric_dtypes)
+        if self._settings is not None:
+            return self._settings
+        settings = build_settings(self.config, params=self.params, weight_records=self.weight_records,
+                                  device_type=self.device.type, metric_dtypes=self.metric_dtypes)
+        if self.runners:
+            self._settings = settings
+        return settings
 
     def provenance(self, plan: SourcePlan | None = None) -> dict:
         """Everything that determines the scores, plus versions and the inputs; JSON-serialisable."""
@@ -403,8 +402,8 @@ class Engine:
                         for e in errors:
                             e[key] = str(exc).replace("\n", " ")
                         continue
-                    if batch.get("masks") is not None and key in MASKED_KEYS:
-                        values = self._masked(key, values, ref, dist, index, batch["masks"])
+                    if batch.get("masks") is not None and key in MASKED_FUNCTIONS:
+                        values = _masked(MASKED_FUNCTIONS[key], values, ref, dist, index, batch["masks"])
                     scores[key] = values.double().cpu().tolist()
                     for p, message in oom.items():
                         errors[p][key] = message.removeprefix(f"{key}: ")
@@ -428,17 +427,6 @@ class Engine:
         for key in maps:
             out.maps[key] = [e[2].get(key) for e in ordered]
         return out
-
-    def _masked(self, key, values, ref, dist, index, masks):
-        """``--alpha mask``: the pairs that have a mask get the masked form of ``key`` (psnr, mse)."""
-        from lpipscli.metrics.masked import MASKED_FUNCTIONS
-
-        values = values.double().clone()
-        for p, mask in enumerate(masks):
-            if mask is not None:
-                r = ref[int(index[p])][None].double()
-                values[p] = MASKED_FUNCTIONS[key](r, dist[p][None].double(), mask[None])[0].to(values.device)
-        return values
 
     @staticmethod
     def _score_planes(key: str, runner, batch: dict, errors: list[dict[str, str]],
@@ -600,6 +588,17 @@ def _split_on_oom(key: str, runner: Runner, ref: torch.Tensor, dist: torch.Tenso
     s1, m1 = _split_on_oom(key, runner, *parts[0], errors, offset, with_map=with_map)
     s2, m2 = _split_on_oom(key, runner, *parts[1], errors, offset + half, with_map=with_map)
     return torch.cat([s1.double(), s2.double()]), (m1 + m2 if with_map else None)
+
+
+def _masked(fn, values: torch.Tensor, ref: torch.Tensor, dist: torch.Tensor, index: torch.Tensor,
+            masks: list) -> torch.Tensor:
+    """``--alpha mask``: the pairs that have a mask get ``fn`` (the metric's masked form), in one call."""
+    with_mask = [p for p, mask in enumerate(masks) if mask is not None]
+    pick = torch.tensor(with_mask, device=dist.device)
+    values = values.double().clone()
+    values[pick] = fn(ref.index_select(0, index[pick]).double(), dist[pick].double(),
+                      torch.stack([masks[p] for p in with_mask])).to(values.device)
+    return values
 
 
 def _pure_runner(fn, params, map_fn=None) -> Runner:

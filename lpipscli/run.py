@@ -104,12 +104,12 @@ def run_compare(config: RunConfig, output: str, fmt: str | None, quiet: bool, re
                           f"(sha256 {record['sha256'][:16]}..., expected {record['expected_sha256'][:16]}...)",
                           highlight=False, soft_wrap=True)
     previous: list[dict] = []
-    settings_hash = engine.settings().hash
     if resume:
         from lpipscli.resume import previous_rows
 
+        settings = engine.settings()
         shard = {"index": config.shard.index, "count": config.shard.count} if config.shard else None
-        previous = previous_rows(output, fmt, settings_hash, None, settings=engine.settings().to_dict(), shard=shard)
+        previous = previous_rows(output, fmt, settings.hash, None, settings=settings.to_dict(), shard=shard)
     plan = engine.plan(done=done_keys(previous) if previous else None)
     columns = engine.columns(plan, map_keys)
     if resume and previous:

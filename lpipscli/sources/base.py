@@ -72,6 +72,12 @@ class Source(Protocol):
         ...
 
 
+def pair_key(pair) -> tuple:
+    """The :func:`row_key` of the row a pair (:class:`lpipscli.io.pairing.Pair`) will have."""
+    return row_key({"dist_root": pair.dist_root, "ref": str(pair.ref_path), "dist": str(pair.dist_path),
+                    **pair.row_fields()})
+
+
 def row_key(row: Mapping[str, Any]) -> tuple:
     """The identity of a row across runs: ``(dist_root, ref, dist, frame)`` (frame -1 for images)."""
     frame = row.get("frame")

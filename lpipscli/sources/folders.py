@@ -5,28 +5,26 @@ from __future__ import annotations
 from lpipscli.io.dataset import PairDataset, plan_work
 from lpipscli.io.pairing import PairPlan, RefGroup, pair_inputs
 from lpipscli.shard import shard_groups
-from lpipscli.sources.base import IMAGE_COLUMNS, PlanContext, SourcePlan, row_key
+from lpipscli.sources.base import IMAGE_COLUMNS, PlanContext, SourcePlan, pair_key, row_key
 
 
-def drop_done(pairing: PairPlan, done: set) -> int:
-    """Remove pairs that already have a row (keys from :func:`row_key`); returns how many were removed."""
-    removed = 0
-    groups = []
-    for group in pairing.groups:
-        pairs = tuple(p for p in group.pairs if (p.dist_root, str(p.ref_path), str(p.dist_path), -1) not in done)
-        removed += len(group.pairs) - len(pairs)
+def drop_done(groups: list[RefGroup], done: set) -> list[RefGroup]:
+    """The reference groups without the pairs that already have a row (keys from :func:`row_key`)."""
+    kept = []
+    for group in groups:
+        pairs = tuple(p for p in group.pairs if pair_key(p) not in done)
         if pairs:
-            groups.append(RefGroup(group.key, group.ref_path, pairs))
-    pairing.groups = groups
-    return removed
+            kept.append(RefGroup(group.key, group.ref_path, pairs))
+    return kept
 
 
 def plan_groups(pairing: PairPlan, ctx: PlanContext, inputs: dict, *, done: set | None = None) -> SourcePlan:
-    """The plan of any image source once it has paired its inputs into reference groups."""
-    pairing.groups, shard = shard_groups(pairing.groups, ctx.shard)
+    """The plan of any image source once it has paired its inputs into reference groups (``pairing`` is
+    left as it is)."""
+    groups, shard = shard_groups(pairing.groups, ctx.shard)
     if done:
-        drop_done(pairing, done)
-    work = plan_work(pairing.groups, resize=ctx.resize, min_sides=dict(ctx.min_sides), batch_size=ctx.batch_size,
+        groups = drop_done(groups, done)
+    work = plan_work(groups, resize=ctx.resize, min_sides=dict(ctx.min_sides), batch_size=ctx.batch_size,
                      max_batch_pixels=ctx.max_batch_pixels, max_pixels=ctx.max_pixels, alpha=ctx.alpha,
                      alpha_color=ctx.alpha_color)
     dataset = PairDataset(work.chunks, alpha=ctx.alpha, max_pixels=ctx.max_pixels, alpha_color=ctx.alpha_color)
@@ -42,9 +40,14 @@ class FolderSource:
 
     def __init__(self, config):
         self.config = config
+        self._pairing: PairPlan | None = None
 
     def pair(self) -> PairPlan:
-        return pair_inputs(self.config.ref, self.config.dists, allow_unmatched=self.config.allow_unmatched)
+        """Pair the inputs (walks the folders once per run; later calls return the same pairing)."""
+        if self._pairing is None:
+            self._pairing = pair_inputs(self.config.ref, self.config.dists,
+                                        allow_unmatched=self.config.allow_unmatched)
+        return self._pairing
 
     def plan(self, ctx: PlanContext, *, done: set | None = None) -> SourcePlan:
         inputs = {"ref": str(self.config.ref), "dists": [str(d) for d in self.config.dists]}
