@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from lpipscli.commands.choices import Format, LpipsVersion
 from lpipscli.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE, LpipsCliError, UsageError
 
 app = typer.Typer(
@@ -49,11 +50,6 @@ class Resize(str, Enum):
 class OnError(str, Enum):
     fail = "fail"
     skip = "skip"
-
-
-class LpipsVersion(str, Enum):
-    v01 = "0.1"
-    v00 = "0.0"
 
 
 class MmdNormalize(str, Enum):
@@ -99,12 +95,6 @@ class HeatmapFormat(str, Enum):
 class HeatmapScale(str, Enum):
     fixed = "fixed"
     auto = "auto"
-
-
-class Format(str, Enum):
-    csv = "csv"
-    parquet = "parquet"
-    jsonl = "jsonl"
 
 
 def _print_version(value: bool) -> None:

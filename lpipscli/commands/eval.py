@@ -7,29 +7,18 @@ from __future__ import annotations
 
 import sys
 from contextlib import ExitStack
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from lpipscli.commands.choices import Format, LpipsVersion
 from lpipscli.errors import LpipsCliError
 
 eval_app = typer.Typer(
     help="Score metrics against human judgments: BAPPS 2AFC and JND, MOS/DMOS lists (with bootstrap intervals).",
     no_args_is_help=True,
 )
-
-
-class Format(str, Enum):
-    csv = "csv"
-    parquet = "parquet"
-    jsonl = "jsonl"
-
-
-class LpipsVersion(str, Enum):
-    v01 = "0.1"
-    v00 = "0.0"
 
 
 Metric = Annotated[list[str] | None, typer.Option(

@@ -210,7 +210,10 @@ _SCALE = {torch.uint8: 255.0, torch.int32: 65535.0}
 
 
 def _to_tensor(array: np.ndarray, channels: int) -> torch.Tensor:
-    """(H, W, C) array -> (C, H, W) tensor: uint8 stays uint8, uint16 becomes int32, float stays float32."""
+    """(H, W, C) or (H, W) array -> (C, H, W) tensor: uint8 stays uint8, uint16 becomes int32, float stays
+    float32; gray is replicated to ``channels``."""
+    if array.ndim == 2:
+        array = array[:, :, None]
     if array.dtype == np.uint16:
         array = array.astype(np.int32)
     elif array.dtype != np.uint8:
@@ -261,9 +264,6 @@ class PairDataset(Dataset):
     def __len__(self) -> int:
         return len(self.chunks)
 
-    def _tensor(self, array: np.ndarray, chunk: Chunk) -> torch.Tensor:
-        return _to_tensor(array if array.ndim == 3 else array[:, :, None], chunk.channels)
-
     def _dist_array(self, ref_img, chunk: Chunk, pair: Pair) -> tuple[np.ndarray, np.ndarray | None]:
         """The distorted image's array and, for ``--alpha mask``, the mask of pixels opaque on both sides."""
         if ref_img is None:
@@ -290,7 +290,7 @@ class PairDataset(Dataset):
                 array = reference_array(ref_img, self.alpha, self.alpha_color, ref_path=chunk.ref_path)
             else:
                 array = decode_image(chunk.ref_path, alpha=self.alpha, max_pixels=self.max_pixels)
-            ref = self._tensor(array, chunk)
+            ref = _to_tensor(array, chunk.channels)
             if tuple(ref.shape) != chunk.shape:
                 raise DecodeError(chunk.ref_path, f"decoded to {tuple(ref.shape)}, header said {chunk.shape}")
         except LpipsCliError as exc:
@@ -300,7 +300,7 @@ class PairDataset(Dataset):
         for k, (pair, resize_from) in enumerate(zip(chunk.pairs, chunk.resize_from, strict=True)):
             try:
                 array, mask = self._dist_array(ref_img, chunk, pair)
-                dist = self._tensor(array, chunk)
+                dist = _to_tensor(array, chunk.channels)
                 if resize_from is not None:
                     dist = _resize(dist, chunk.height, chunk.width)
                 if tuple(dist.shape) != chunk.shape:
@@ -452,7 +452,7 @@ class VideoDataset(IterableDataset):
                 scales.append(None)
                 continue
             scale = _video_scale(dist_plan.source)
-            tensor = _to_tensor(array if array.ndim == 3 else array[:, :, None], channels)
+            tensor = _to_tensor(array, channels)
             size = (tensor.shape[-1], tensor.shape[-2])
             if size != (width, height):
                 tensor = _resize(tensor, height, width, scale)
@@ -473,7 +473,7 @@ class VideoDataset(IterableDataset):
                     planes[-1] = _plane_tensors(group.dist_planes[j])
         if not pairs:
             return None
-        ref = _to_tensor(group.ref if group.ref.ndim == 3 else group.ref[:, :, None], channels)
+        ref = _to_tensor(group.ref, channels)
         chunk = Chunk(ref_path=str(plan.ref.path), pairs=tuple(pairs), height=height, width=width,
                       channels=channels, resize_from=tuple(resize_from))
         item = {"chunk": chunk, "ref": ref, "dists": tensors, "errors": errors,

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from lpipscli.errors import PairingError, UsageError
+from lpipscli.io.tables import read_rows
 
 _SHOW = 3
 
@@ -171,40 +172,6 @@ def read_jnd(root: Path | str) -> list[JndPair]:
     return out
 
 
-def _table_rows(path: Path) -> tuple[list[str], list[dict]]:
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(path)
-        return table.column_names, table.to_pylist()
-    if suffix in (".jsonl", ".ndjson"):
-        import json
-
-        rows, columns = [], {}
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise UsageError(f"{path}:{number}: not JSON ({exc.msg})") from None
-                if not isinstance(row, dict):
-                    raise UsageError(f"{path}:{number}: expected a JSON object per line")
-                columns.update(dict.fromkeys(row))
-                rows.append(row)
-        return list(columns), rows
-    if suffix in (".csv", ".tsv", ".txt"):
-        import csv
-
-        with open(path, encoding="utf-8", newline="") as handle:
-            reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
-            rows = list(reader)
-            return list(reader.fieldnames or []), rows
-    raise UsageError(f"{path}: unknown list format {suffix!r} (use .csv, .tsv, .parquet or .jsonl)")
-
-
 def read_mos_list(path: Path | str, *, ref_col: str = "ref", dist_col: str = "dist",
                   score_col: str = "mos") -> list[MosItem]:
     """The rows of a MOS/DMOS list, with paths resolved against the list's folder, in file order.
@@ -217,7 +184,7 @@ def read_mos_list(path: Path | str, *, ref_col: str = "ref", dist_col: str = "di
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
-    columns, rows = _table_rows(path)
+    columns, rows = read_rows(path)
     absent = [c for c in (ref_col, dist_col, score_col) if c not in columns]
     if absent:
         raise UsageError(f"{path}: no column(s) {', '.join(absent)} (columns: {', '.join(columns) or 'none'}); "

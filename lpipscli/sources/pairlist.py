@@ -1,4 +1,4 @@
-"""A pair list: a table of ``ref,dist[,group]`` rows (CSV, Parquet or JSON Lines).
+"""A pair list: a table of ``ref,dist[,group]`` rows (CSV/TSV, Parquet or JSON Lines).
 
 For outputs that do not mirror the reference tree (ML samples, crops, renamed encodes). Relative paths
 resolve against the list file's folder. ``group`` (optional) becomes the rows' ``dist_root``, so that
@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
-from lpipscli.errors import PairingError
+from lpipscli.errors import PairingError, UsageError
 from lpipscli.io.pairing import Pair, PairPlan, RefGroup
 from lpipscli.sources.base import PlanContext, SourcePlan
 from lpipscli.sources.folders import plan_groups
 
 REQUIRED = ("ref", "dist")
 OPTIONAL = ("group",)
-FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _SHOW = 3
 
 
@@ -31,30 +30,14 @@ def read_pair_table(path: Path) -> list[dict[str, str]]:
     Raises:
         PairingError: unknown extension, unreadable file, missing or unknown columns, empty cells, no rows.
     """
-    import pyarrow as pa
+    from lpipscli.io.tables import read_rows
 
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise PairingError(f"--pairs {path}: use a .csv, .parquet or .jsonl file")
     if not path.is_file():
         raise PairingError(f"--pairs {path}: no such file")
     try:
-        if fmt == "csv":
-            from pyarrow import csv
-
-            table = csv.read_csv(path, convert_options=csv.ConvertOptions(
-                column_types={c: pa.string() for c in (*REQUIRED, *OPTIONAL)}, strings_can_be_null=True))
-        elif fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            table = pq.read_table(path)
-        else:
-            from pyarrow import json as pajson
-
-            table = pajson.read_json(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise PairingError(f"--pairs {path}: cannot read it as {fmt}: {str(exc).splitlines()[0]}") from None
-    columns = list(table.column_names)
+        columns, rows = read_rows(path)
+    except UsageError as exc:
+        raise PairingError(f"--pairs {exc}") from None
     missing = [c for c in REQUIRED if c not in columns]
     unknown = [c for c in columns if c not in (*REQUIRED, *OPTIONAL)]
     if missing or unknown:
@@ -64,7 +47,6 @@ def read_pair_table(path: Path) -> list[dict[str, str]]:
         if unknown:
             parts.append(f"unknown column(s) {', '.join(unknown)}")
         raise PairingError(f"--pairs {path}: {'; '.join(parts)} (columns: ref, dist and optionally group)")
-    rows = table.to_pylist()
     if not rows:
         raise PairingError(f"--pairs {path}: no rows")
     empty = [str(i + 2) for i, r in enumerate(rows) if not r.get("ref") or not r.get("dist")]
