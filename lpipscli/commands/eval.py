@@ -46,10 +46,16 @@ MetricsFile = Annotated[Path | None, typer.Option(
     "--metrics-file", help="A TOML file of named definitions ([metrics.NAME] tables), as in `lpips compare`.")]
 
 
-def _definitions(stack, define, metrics_file) -> tuple[str, ...]:
-    from lpipscli.cli import _definitions as register_definitions
+def _evaluate(run, define, metrics_file, *option_args, ensembles=None) -> None:
+    """Register the named definitions for this evaluation, build its options and run it; errors exit."""
+    from lpipscli.cli import _definitions
 
-    return register_definitions(stack, define, metrics_file)
+    with ExitStack() as run_scoped:
+        try:
+            defined = _definitions(run_scoped, define, metrics_file)
+            run(_options(*option_args, ensembles=ensembles, defined=defined))
+        except LpipsCliError as exc:
+            raise _fail(str(exc), exc.exit_code) from None
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -103,14 +109,8 @@ def eval_2afc(
     """
     from lpipscli.analysis.eval_run import run_2afc
 
-    with ExitStack() as run_scoped:
-        try:
-            defined = _definitions(run_scoped, define, metrics_file)
-            opts = _options(metric, output, fmt, summary_json, bootstrap, seed, device, workers, batch_size,
-                            lpips_version, allow_unverified_weights, quiet, ensemble, defined)
-            run_2afc(root, opts)
-        except LpipsCliError as exc:
-            raise _fail(str(exc), exc.exit_code) from None
+    _evaluate(lambda opts: run_2afc(root, opts), define, metrics_file, metric, output, fmt, summary_json, bootstrap,
+              seed, device, workers, batch_size, lpips_version, allow_unverified_weights, quiet, ensembles=ensemble)
 
 
 @eval_app.command("jnd")
@@ -135,14 +135,8 @@ def eval_jnd(
     """JND mAP: average precision of each metric's distance (p0 vs p1) at finding the pairs people called the same."""
     from lpipscli.analysis.eval_run import run_jnd
 
-    with ExitStack() as run_scoped:
-        try:
-            defined = _definitions(run_scoped, define, metrics_file)
-            opts = _options(metric, output, fmt, summary_json, bootstrap, seed, device, workers, batch_size,
-                            lpips_version, allow_unverified_weights, quiet, defined=defined)
-            run_jnd(root, opts)
-        except LpipsCliError as exc:
-            raise _fail(str(exc), exc.exit_code) from None
+    _evaluate(lambda opts: run_jnd(root, opts), define, metrics_file, metric, output, fmt, summary_json, bootstrap,
+              seed, device, workers, batch_size, lpips_version, allow_unverified_weights, quiet)
 
 
 @eval_app.command("mos")
@@ -175,12 +169,7 @@ def eval_mos(
     """
     from lpipscli.analysis.eval_run import run_mos
 
-    with ExitStack() as run_scoped:
-        try:
-            defined = _definitions(run_scoped, define, metrics_file)
-            opts = _options(metric, output, fmt, summary_json, bootstrap, seed, device, workers, batch_size,
-                            lpips_version, allow_unverified_weights, quiet, defined=defined)
-            run_mos(table, opts, ref_col=ref_col, dist_col=dist_col, score_col=score_col,
-                    mos_higher_is_better=not dmos)
-        except LpipsCliError as exc:
-            raise _fail(str(exc), exc.exit_code) from None
+    _evaluate(lambda opts: run_mos(table, opts, ref_col=ref_col, dist_col=dist_col, score_col=score_col,
+                                   mos_higher_is_better=not dmos),
+              define, metrics_file, metric, output, fmt, summary_json, bootstrap, seed, device, workers, batch_size,
+              lpips_version, allow_unverified_weights, quiet)
