@@ -132,12 +132,10 @@ def _parse_metrics(metric: list[str] | None, net: list[str] | None, defined: tup
     keys.extend(defined)
     if not keys:
         keys = list(DEFAULT_METRICS)
-    if "vmaf" in keys and "vmaf" not in REGISTRY:
+    if "vmaf" in keys:
         from lpipscli.metrics.vmaf import require_vmaf
 
-        require_vmaf()  # names what to install where libvmaf is missing
-        raise UsageError("vmaf is not yet available in `lpips compare` (lpipscli.metrics.vmaf.vmaf_frames scores "
-                         "two files from Python)")
+        require_vmaf()  # names what to install where libvmaf is missing, before any input is read
     unknown = [k for k in keys if k not in REGISTRY]
     if unknown:
         raise UsageError(f"unknown metric {', '.join(unknown)}; known: {', '.join(REGISTRY)} (see `lpips metrics`)")
@@ -247,6 +245,9 @@ def compare(
                                                      "(default 0).", rich_help_panel="Metrics")] = None,
     lasi_k: Annotated[int | None, typer.Option(help="LASI neighbourhood size (default 10).", min=1,
         rich_help_panel="Metrics")] = None,
+    vmaf_model: Annotated[str | None, typer.Option(
+        help="VMAF model built into libvmaf (default vmaf_v0.6.1, FFmpeg's default; vmaf_v0.6.1neg: the "
+        "no-enhancement-gain variant).", rich_help_panel="Metrics")] = None,
     heatmaps: Annotated[Path | None, typer.Option(
         help="Write a map of where each pair differs, per metric that has one (lpips_*, ssim, ssim_y, psnr, "
         "psnr_y, mse), to DIR/<dist_root name>/<relative path>.<metric>.png; the table gets <metric>_map "
@@ -357,6 +358,7 @@ def compare(
                         "features": mmd_features, "seed": mmd_seed},
             "mmd_pp": {"features": mmd_features, "seed": mmd_seed},
             "lasi": {"k": lasi_k},
+            "vmaf": {"model": vmaf_model},
         })
         from lpipscli.run import Reports, run_compare
 

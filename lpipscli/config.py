@@ -125,7 +125,11 @@ class MetricSpec:
         options: CLI options that set ``params`` (``--option`` -> param name), for the help and provenance.
         input: ``"pixels"`` (``fn`` takes ``(N, C, H, W)`` float tensors) or ``"planes"`` (``fn`` takes the
             decoded YUV planes of video frames as integer tensors, one ``(N, h, w)`` stack per plane, plus
-            ``bit_depth``, and returns ``{column: (N,)}``); plane metrics only run on video sources.
+            ``bit_depth``, and returns ``{column: (N,)}``); plane metrics only run on video sources; or
+            ``"sequence"``: ``fn(**params)`` builds a stateful scorer of the planes in stream order (VMAF,
+            whose frame scores depend on the next frame): ``push(stream, ref_planes, dist_planes, bit_depth)
+            -> ticket``, ``collect() -> [(ticket, score or error message)]`` of the scores ready, ``finish()``
+            at the end of the run.
         columns: the output columns of a metric that gives several (the key itself among them, holding
             the value that gates and summaries use); empty: one column named by the key.
     """

@@ -8,6 +8,7 @@ and records what the summary needs. Per-image scores do not depend on batch comp
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as _dt
 import math
@@ -30,7 +31,7 @@ from lpipscli.metrics import REGISTRY, resolve_params
 from lpipscli.metrics.masked import MASKED_FUNCTIONS
 from lpipscli.sources import PlanContext, SourcePlan, open_source
 from lpipscli.sources.base import row_key
-from lpipscli.status import FAILED, PARTIAL, normalize, row_status
+from lpipscli.status import FAILED, PARTIAL, metric_errors, normalize, row_status
 
 #: Pixel budget per batch (references + distorted images): bounds memory and keeps CPU batches in the
 #: size range where batching helps (at 720p one pair at a time is as fast as any batch on a CPU).
@@ -108,12 +109,15 @@ class ScoredBatch:
         pairs: the pair of each row.
         maps: metric -> per-row CPU map ``(1, h, w)`` (None where a row has none); only for asked metrics.
         images: per-row ``(ref, dist)`` CPU pixel tensors ``(C, H, W)`` when asked (panels), else None.
+        waiting: cells still to be filled by a sequence metric (``vmaf`` scores a frame once the next one
+            is in); :func:`drive` hands a batch on when this is 0, in order.
     """
 
     rows: list[dict]
     pairs: list[Pair]
     maps: dict[str, list] = field(default_factory=dict)
     images: list | None = None
+    waiting: int = 0
 
 
 @dataclass
@@ -195,11 +199,12 @@ class Engine:
         self.device = resolve_device(config.device)
         self.params = {key: resolve_params(key, config.metric_params.get(key, {})) for key in config.metrics}
         self.runners: dict[str, Runner] = {}
+        self._waiting: dict[tuple[str, int], tuple[ScoredBatch, dict]] = {}  # late cells of sequence metrics
         self.weight_records: list[dict] = []
         self.max_batch_pixels = config.max_batch_pixels or DEFAULT_BATCH_PIXELS[self.device.type]
         self.source = open_source(config)
         self._settings = None
-        planes = [k for k in config.metrics if REGISTRY[k].input == "planes"]
+        planes = [k for k in config.metrics if REGISTRY[k].input in ("planes", "sequence")]
         if planes and self.source.kind != "video":
             raise UsageError(f"{', '.join(planes)} compare{'s' if len(planes) == 1 else ''} the YUV planes of video "
                              "streams; image inputs have none (use psnr / ssim)")
@@ -254,6 +259,8 @@ class Engine:
                 self.weight_records.extend(r.as_dict() for r in records)
             elif spec.input == "planes":
                 runner = _plane_runner(spec.fn, params)
+            elif spec.input == "sequence":
+                runner = spec.fn(**params)
             else:
                 runner = _pure_runner(spec.fn, params, spec.map_fn)
             self.runners[key] = runner
@@ -383,6 +390,7 @@ class Engine:
             height, width = chunks[scored[0][0]].height, chunks[scored[0][0]].width
             scores: dict[str, list[float]] = {}
             errors: list[dict[str, str]] = [{} for _ in scored]
+            waiting: dict[str, dict[int, int]] = {}
             with torch.inference_mode():
                 for key, runner in self.runners.items():
                     spec = REGISTRY[key]
@@ -392,6 +400,9 @@ class Engine:
                         continue
                     if spec.input == "planes":
                         self._score_planes(key, runner, batch, errors, scores)
+                        continue
+                    if spec.input == "sequence":
+                        waiting[key] = self._push_sequence(key, runner, batch, errors, scores)
                         continue
                     ref, dist = inputs.get(spec.input_dtype)
                     oom: dict[int, str] = {}
@@ -426,7 +437,63 @@ class Engine:
                           images=[e[3] for e in ordered] if want_images else None)
         for key in maps:
             out.maps[key] = [e[2].get(key) for e in ordered]
+        if batch["dist"] is not None:
+            for key, tickets in waiting.items():
+                for ticket, p in tickets.items():
+                    self._waiting[(key, ticket)] = (out, entries[scored[p]][0])
+                    out.waiting += 1
         return out
+
+    def _push_sequence(self, key: str, runner, batch: dict, errors: list[dict[str, str]],
+                       scores: dict[str, list[float]]) -> dict[int, int]:
+        """A sequence metric (``vmaf``): push each pair's planes to its stream, in order; fill the scores that
+        are ready (of this batch's rows, or of held rows of earlier batches). Returns ``{ticket: position}`` of
+        this batch's pairs still waiting for their score."""
+        planes = batch.get("planes")
+        problem = "no YUV planes in this batch" if planes is None else planes.get("error")
+        column = REGISTRY[key].output_columns[0]
+        values = scores.setdefault(column, [math.nan] * len(batch["scored"]))
+        if problem is not None:
+            for e in errors:
+                e[key] = problem
+            return {}
+        mine: dict[int, int] = {}
+        for p, (c, k) in enumerate(batch["scored"]):
+            pair = batch["chunks"][c].pairs[k]
+            r = int(batch["ref_index"][p])
+            ticket = runner.push((str(pair.ref_path), str(pair.dist_path), pair.dist_root),
+                                 [plane[r].numpy() for plane in planes["ref"]],
+                                 [plane[p].numpy() for plane in planes["dist"]], planes["bits"])
+            mine[ticket] = p
+        for ticket, value in runner.collect():
+            p = mine.pop(ticket, None)
+            if p is None:
+                self._fill(key, ticket, value)
+            elif isinstance(value, str):
+                errors[p][key] = value
+            else:
+                values[p] = value
+        return mine
+
+    def _fill(self, key: str, ticket: int, value: float | str) -> None:
+        """Put a late score (or its error) into the held row waiting for it."""
+        out, row = self._waiting.pop((key, ticket))
+        out.waiting -= 1
+        if not isinstance(value, str):
+            row[REGISTRY[key].output_columns[0]] = value
+            return
+        metrics = self.config.metrics
+        errors = metric_errors(row.get("error", ""), metrics) if row.get("status") != "ok" else {}
+        errors[key] = value
+        row["status"], row["error"] = row_status(metrics, errors, None)
+
+    def finish_sequences(self) -> None:
+        """End the streams of the sequence metrics: every held row gets its score (or its error)."""
+        for key, runner in self.runners.items():
+            if REGISTRY[key].input == "sequence":
+                for ticket, value in runner.finish():
+                    if (key, ticket) in self._waiting:
+                        self._fill(key, ticket, value)
 
     @staticmethod
     def _score_planes(key: str, runner, batch: dict, errors: list[dict[str, str]],
@@ -499,17 +566,29 @@ def drive(engine: Engine, plan: SourcePlan, writers: list[Callable[[ScoredBatch]
         pairs = [p for p, *_ in plan.failed]
         if not deliver(ScoredBatch(rows=engine.failed_rows(plan, maps), pairs=pairs)):
             return result
+    held: collections.deque[ScoredBatch] = collections.deque()  # batches with cells a sequence metric fills late
+
+    def release(final: bool) -> bool:
+        while held and (final or not held[0].waiting):
+            if not deliver(held.popleft()):
+                held.clear()
+                return False
+        return True
+
     with _sigint_flag() as stop:
         stream = engine.batches(plan, maps=maps, images=images, warnings=result.warnings)
         try:
             for batch in stream:
-                if not deliver(batch):
+                held.append(batch)
+                if not release(False):
                     return result
                 if stop.is_set():
                     result.interrupted = True
                     break
         finally:
             stream.close()
+            engine.finish_sequences()
+            release(True)  # rows waiting for late scores are kept, whatever ended the run
     return result
 
 

@@ -143,7 +143,10 @@ def print_group_table(per_root: dict[str, Any], console, title: str = "lpips com
     from rich.table import Table
 
     table = Table(title=title, title_justify="left", show_lines=False)
+    # VMAF users pool frames with the harmonic mean: the column appears when a vmaf column is summarised
+    hmean = any(key.startswith("vmaf") for block in per_root.values() for key in block["metrics"])
     for name, justify in (("dist_root", "left"), ("metric", "left"), ("count", "right"), ("mean", "right"),
+                          *((("hmean", "right"),) if hmean else ()),
                           ("median", "right"), ("p5", "right"), ("p95", "right"), ("min", "right"),
                           ("max", "right"), ("failed", "right")):
         table.add_column(name, justify=justify)
@@ -152,6 +155,7 @@ def print_group_table(per_root: dict[str, Any], console, title: str = "lpips com
             direction = stats.get("higher_is_better")
             arrow = {True: " ↑", False: " ↓"}.get(direction, "")
             table.add_row(escape(root), f"{key}{arrow}", str(stats["count"] - stats["n_nan"]), _fmt(stats["mean"]),
+                          *((_fmt(stats.get("hmean")),) if hmean else ()),
                           _fmt(stats["median"]), _fmt(stats["p5"]), _fmt(stats["p95"]), _fmt(stats["min"]),
                           _fmt(stats["max"]), str(block.get("failed_per_metric", {}).get(key, block["failed"])))
     console.print(table)

@@ -301,6 +301,21 @@ register(MetricSpec(
     cost="small",
 ))
 
+register(MetricSpec(
+    key="vmaf",
+    input="sequence",
+    fn=Lazy("lpipscli.metrics.vmaf:VmafSequences"),
+    measures="VMAF per frame (libvmaf, vmaf_v0.6.1) = FFmpeg's libvmaf filter; video; needs av>=19 (Python>=3.12)",
+    value_range="[0, 100]",
+    higher_is_better=True,
+    min_side=16,
+    params={"model": "vmaf_v0.6.1"},
+    conventions=LazyMapping("lpipscli.metrics.vmaf:VMAF_DEFAULTS"),
+    differentiable=False,
+    cost="7 ms per 360p frame",
+    options={"--vmaf-model": "model"},
+))
+
 DEFAULT_METRICS = ("lpips_alex", "ssim", "psnr")
 
 #: the functional API, imported on first access (``from lpipscli.metrics import ssim``)

@@ -80,7 +80,7 @@ class VideoSource:
                           offset=opts.offset, frames=opts.frames, resize=ctx.resize, pair_by=opts.pair_by,
                           align=opts.align, raw=raw_spec(opts), colorspace=opts.colorspace,
                           color_range=opts.color_range)
-        planes = [k for k in cfg.metrics if REGISTRY[k].input == "planes"]
+        planes = [k for k in cfg.metrics if REGISTRY[k].input in ("planes", "sequence")]
         if planes:
             for info in (plan.ref, *(d.source for d in plan.dists)):
                 if info.kind != "video" or info.family not in ("yuv", "gray"):  # gray: Y only, U/V columns empty
