@@ -130,6 +130,31 @@ def test_plane_columns_equal_ffmpeg_filters_frame_by_frame(tmp_path, pix_fmt):
         assert 20 < float(r["psnr_yuv"]) < 60
 
 
+@needs_filters
+def test_plane_metrics_alone_convert_nothing_to_rgb(tmp_path, monkeypatch):
+    """A run of plane metrics only skips the YUV->RGB conversion and scores as FFmpeg's filters do."""
+    from lpipscli.io import av_video
+
+    src = synthetic_planes(3, 70, 54, "yuv420p10le", noise=0.01)
+    ref = encode(tmp_path / "ref.mkv", src, "yuv420p10le", codec="ffv1")
+    dist = encode(tmp_path / "dist.mkv", src, "yuv420p10le", codec="libx264",
+                  options={"crf": "35", "preset": "ultrafast"})
+
+    def no_rgb(*args, **kwargs):
+        raise AssertionError("converted to RGB")
+
+    monkeypatch.setattr(av_video, "yuv_to_rgb", no_rgb)
+    _, rows, _ = run_ok(ref, dist, "-m", "psnr_yuv,ssim_ffmpeg", "--workers", "0")
+    ff_psnr = _ffmpeg_in_pyav(ref, dist, "psnr")
+    ff_ssim = _ffmpeg_in_pyav(ref, dist, "ssim")
+    assert len(rows) == 3 and all(r["status"] == "ok" for r in rows)
+    for r, fp, fs in zip(rows, ff_psnr, ff_ssim, strict=True):
+        assert _close(float(r["psnr_yuv"]), fp[PSNR_KEYS["avg"]]) and _close(float(r["psnr_yuv_u"]), fp[PSNR_KEYS["u"]])
+        assert _close(float(r["ssim_ffmpeg"]), fs[SSIM_KEYS["all"]])
+    failed = invoke(ref, dist, "-m", "psnr_yuv,psnr", "--workers", "0", "-o", "-", "-q")
+    assert failed.exit_code != 0  # a pixel metric needs RGB: the patched conversion is reached
+
+
 def test_plane_metrics_are_refused_for_images(tmp_path):
     from PIL import Image
 

@@ -403,21 +403,23 @@ class VideoDataset(IterableDataset):
     """
 
     def __init__(self, plan, labels: list[str], *, done: set | None = None, alpha: str = "drop",
-                 max_pixels: int | None = None, planes: bool = False):
+                 max_pixels: int | None = None, planes: bool = False, rgb: bool = True):
         super().__init__()
         self.plan = plan
         self.labels = labels
         self.done = done or set()
         self.alpha = alpha
         self.max_pixels = max_pixels
-        self.planes = planes
+        self.planes = planes or not rgb
+        self.rgb = rgb
 
     def __iter__(self) -> Iterator[dict]:
         from lpipscli.io.video import iter_frame_groups
 
         plan = self.plan
         try:
-            with iter_frame_groups(plan, alpha=self.alpha, max_pixels=self.max_pixels, planes=self.planes) as stream:
+            with iter_frame_groups(plan, alpha=self.alpha, max_pixels=self.max_pixels, planes=self.planes,
+                                   rgb=self.rgb) as stream:
                 for group in stream:
                     item = self._item(group)
                     if item is not None:
@@ -452,9 +454,12 @@ class VideoDataset(IterableDataset):
                 scales.append(None)
                 continue
             scale = _video_scale(dist_plan.source)
-            tensor = _to_tensor(array, channels)
-            size = (tensor.shape[-1], tensor.shape[-2])
-            if size != (width, height):
+            if not self.rgb:  # plane metrics only: no pixels travel (array is the Y plane)
+                tensor, size = _NO_PIXELS, (array.shape[1], array.shape[0])
+            else:
+                tensor = _to_tensor(array, channels)
+                size = (tensor.shape[-1], tensor.shape[-2])
+            if size != (width, height) and self.rgb:
                 tensor = _resize(tensor, height, width, scale)
                 resize_from.append(size)
                 scale = None
@@ -473,7 +478,7 @@ class VideoDataset(IterableDataset):
                     planes[-1] = _plane_tensors(group.dist_planes[j])
         if not pairs:
             return None
-        ref = _to_tensor(group.ref, channels)
+        ref = _to_tensor(group.ref, channels) if self.rgb else _NO_PIXELS
         chunk = Chunk(ref_path=str(plan.ref.path), pairs=tuple(pairs), height=height, width=width,
                       channels=channels, resize_from=tuple(resize_from))
         item = {"chunk": chunk, "ref": ref, "dists": tensors, "errors": errors,
@@ -491,10 +496,13 @@ def _video_scale(source) -> float | None:
     return None
 
 
+#: the pixels of a video item when only plane metrics run (nothing is converted to RGB)
+_NO_PIXELS = torch.zeros(0, dtype=torch.uint8)
+
+
 def _plane_tensors(planes) -> tuple[torch.Tensor, ...]:
-    """Decoded planes as tensors: uint8 stays uint8, uint16 becomes int32 (exact)."""
-    return tuple(torch.from_numpy(p.astype(np.int32) if p.dtype == np.uint16 else np.ascontiguousarray(p))
-                 for p in planes)
+    """Decoded planes as tensors, sample values as decoded (uint8 or uint16), without a copy."""
+    return tuple(torch.from_numpy(np.ascontiguousarray(p)) for p in planes)
 
 
 def prefetch_items(batch_size: int, workers: int) -> int:

@@ -765,7 +765,7 @@ class FrameGroupStream(Iterator[FrameGroup]):
 
 
 def iter_frame_groups(plan: VideoPlan, *, queue_size: int = 8, alpha: str = "drop",
-                      max_pixels: int | None = None, planes: bool = False) -> FrameGroupStream:
+                      max_pixels: int | None = None, planes: bool = False, rgb: bool = True) -> FrameGroupStream:
     """Decode the planned frames, all sources concurrently, and yield them in reference frame order.
 
     One background thread per source (the reference and each distorted source) decodes into a queue of
@@ -785,6 +785,8 @@ def iter_frame_groups(plan: VideoPlan, *, queue_size: int = 8, alpha: str = "dro
         alpha: alpha policy for frame folders (see :func:`lpipscli.io.decoding.decode_image`).
         max_pixels: decompression-bomb limit per frame-folder image (None: no limit).
         planes: also hand over each video frame's planes (``FrameGroup.ref_planes`` / ``dist_planes``).
+        rgb: convert video frames to RGB; with ``rgb=False`` (a run of plane metrics only) ``FrameGroup.ref``
+            and ``dists`` hold each frame's Y plane instead (no conversion, no copy), and ``planes`` is implied.
 
     Returns:
         A :class:`FrameGroupStream` (iterator and context manager) of :class:`FrameGroup`.
@@ -799,17 +801,17 @@ def iter_frame_groups(plan: VideoPlan, *, queue_size: int = 8, alpha: str = "dro
         raise ValueError(f"queue_size must be >= 1, got {queue_size}")
     if alpha not in ALPHA_POLICIES:
         raise ValueError(f"alpha must be one of {', '.join(ALPHA_POLICIES)}, got {alpha!r}")
-    return FrameGroupStream(_frame_groups(plan, queue_size, alpha, max_pixels, planes))
+    return FrameGroupStream(_frame_groups(plan, queue_size, alpha, max_pixels, planes or not rgb, rgb))
 
 
 def _frame_groups(plan: VideoPlan, queue_size: int, alpha: str, max_pixels: int | None,
-                  planes: bool = False) -> Iterator[FrameGroup]:
+                  planes: bool = False, rgb: bool = True) -> Iterator[FrameGroup]:
     stop = threading.Event()
     ref_reader = _Reader(plan.ref, plan.ref_indices, role="ref", want_time=True, alpha=alpha,
-                         queue_size=queue_size, stop=stop, max_pixels=max_pixels, planes=planes)
+                         queue_size=queue_size, stop=stop, max_pixels=max_pixels, planes=planes, rgb=rgb)
     dist_readers = [
         _Reader(d.source, d.dist_indices, role=f"dist{j}", want_time=False, alpha=alpha,
-                queue_size=queue_size, stop=stop, max_pixels=max_pixels, planes=planes)
+                queue_size=queue_size, stop=stop, max_pixels=max_pixels, planes=planes, rgb=rgb)
         for j, d in enumerate(plan.dists)
     ]
     readers = [ref_reader, *dist_readers]
@@ -888,8 +890,10 @@ class _Reader(threading.Thread):
     """
 
     def __init__(self, source: SourceInfo, indices, *, role: str, want_time: bool, alpha: str,
-                 queue_size: int, stop: threading.Event, max_pixels: int | None = None, planes: bool = False):
+                 queue_size: int, stop: threading.Event, max_pixels: int | None = None, planes: bool = False,
+                 rgb: bool = True):
         super().__init__(name=f"lpipscli-video-{role}", daemon=True)
+        self.rgb = rgb
         self.max_pixels = max_pixels
         self.source = source
         self.indices = indices
@@ -987,11 +991,11 @@ class _Reader(threading.Thread):
                     self._put(("end", getattr(reader, "_next_index", index)))
                     return
                 self._check_size(frame.planes[0], source.path, index)
-                rgb = frame.rgb
+                pixels = frame.rgb if self.rgb else frame.planes[0]
                 time = frame.pts_time if self.want_time else None
                 if time is None and self.want_time and source.fps:
                     time = index / source.fps
-                last = ("frame", index, time, rgb, frame.planes if self.planes else None)
+                last = ("frame", index, time, pixels, frame.planes if self.planes else None)
                 if not self._put(last):
                     return
             more = False

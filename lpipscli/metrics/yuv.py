@@ -119,8 +119,9 @@ def psnr_yuv(ref_planes: Sequence, dist_planes: Sequence, bit_depth: int) -> dic
     mse_avg = np.zeros(ref[0].shape[0], dtype=np.float64)
     with np.errstate(divide="ignore"):
         for name, a, b, weight in zip(PLANE_NAMES, ref, dist, weights, strict=False):
-            diff = a.astype(np.int64) - b.astype(np.int64)
-            sse = np.einsum("nij,nij->n", diff, diff)  # exact in int64
+            diff = a.astype(np.int32)
+            diff -= b  # |diff| < 2^16: exact in int32
+            sse = np.einsum("nij,nij->n", diff, diff, dtype=np.int64)  # squares and sums exact in int64
             mse = sse / float(a.shape[1] * a.shape[2])
             out[name] = 10.0 * np.log10(top * top / mse)
             out[f"mse_{name}"] = mse

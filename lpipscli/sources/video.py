@@ -109,7 +109,8 @@ class VideoSource:
         done_frames = {(d[0], d[3]) for d in (done or set())}
         labels = [str(d) for d in cfg.dists]
         dataset = VideoDataset(plan, labels, done=done_frames, alpha=ctx.alpha, max_pixels=ctx.max_pixels,
-                               planes=bool(planes))
+                               planes=bool(planes),
+                               rgb=any(REGISTRY[k].input == "pixels" for k in cfg.metrics))  # else planes only
         warnings = list(plan.warnings)
         if cfg.workers is not None and cfg.workers > 1:
             warnings.append(f"--workers {cfg.workers}: video streams are decoded sequentially by one worker "
