@@ -5,6 +5,9 @@
    the largest |bf16 - float32| (absolute and relative) is printed with the pair it comes from.
 2. Throughput: a batch of ``--batch`` 256x256 crop pairs scored in float32 and bf16 in alternation,
    ``--rounds`` times; median pairs/s and the ratio (issue 14 asks >= 1.6x on a CPU with bfloat16 support).
+3. The hardware's own ceiling for that ratio: a 2048x2048 matrix product (torch's best kernels, MKL/oneDNN)
+   in float32 and in bfloat16, GFLOP/s and their ratio. Without AMX (``amx_bf16`` in /proc/cpuinfo) a CPU
+   does bfloat16 through AVX512-BF16 dot products, at best the float32 rate: LPIPS cannot gain there.
 
 Without real ImageNet backbones in the torch cache, seeded stand-ins are used (same compute, so timings
 hold; the differences are then those of random weights, not of LPIPS proper: say so when quoting them).
@@ -72,6 +75,22 @@ def crops(pairs, n: int, size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     return to(refs), to(dists)
 
 
+def gemm_gflops(dtype: torch.dtype, device: torch.device, n: int = 2048, rounds: int = 5) -> float:
+    """Median GFLOP/s of an ``n x n`` matrix product in ``dtype`` (the hardware ceiling for conv layers)."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    times = []
+    for _ in range(rounds + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(times[1:]) / 1e9
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -89,6 +108,11 @@ def main() -> None:
         os.environ["LPIPSCLI_ALLOW_UNVERIFIED_WEIGHTS"] = "1"
     from lpipscli.metrics.lpips import LPIPS
 
+    gemm = {dt: gemm_gflops(dt, device) for dt in (torch.float32, torch.bfloat16)}
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    isa = ", ".join(f for f in ("avx512_bf16", "amx_bf16") if f in flags) or "no bfloat16 instructions listed"
+    print(f"matrix product 2048x2048 on {device}: float32 {gemm[torch.float32]:.0f} GFLOP/s, bfloat16 "
+          f"{gemm[torch.bfloat16]:.0f} GFLOP/s ({gemm[torch.bfloat16] / gemm[torch.float32]:.2f}x; CPU flags: {isa})")
     pairs = data_pairs(args.data)[: args.max_pairs]
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"weights: {'real ImageNet' if real else 'seeded stand-ins (differences not LPIPS proper)'}, "

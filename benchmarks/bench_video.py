@@ -146,46 +146,82 @@ def make_720p(video: Path, tmp: Path, have_ffmpeg: bool) -> tuple[Path, Path, st
     return ref, dist, "OpenCV bicubic upscale of the shared ref / x264_crf40 clips, mp4v"
 
 
+#: ours -> the FFmpeg filter it is compared with in the --bit-depths ratios
+FFMPEG_EQUIVALENT = {"psnr_yuv": "psnr", "psnr": "psnr", "ssim_ffmpeg": "ssim", "ssim": "ssim", "vmaf": "libvmaf"}
+
+
+def ffmpeg_filter_process(args, ref: Path, dist: Path, filt: str, one: bool = False) -> tuple[float, float]:
+    """Best wall s and lowest peak MiB of `ffmpeg -i DIST -i REF -lavfi FILTER -f null -` (1 frame: ``one``)."""
+    cmd = ["ffmpeg", "-hide_banner", "-nostats", "-loglevel", "error", "-i", str(dist), "-i", str(ref),
+           "-lavfi", f"[0:v][1:v]{filt}", *(["-frames:v", "1"] if one else []), "-f", "null", "-"]
+    wall, peak, _ = best_of(args.repeat, cmd)
+    return wall, peak
+
+
 def bit_depth_section(args, env: dict, tmp: Path, have_ffmpeg: bool) -> None:
-    """Decode-only, PSNR, SSIM and LPIPS frames/s of 8- and 10-bit clips beside FFmpeg's filters."""
+    """Decode-only, PSNR, SSIM, LPIPS (and VMAF) frames/s of 8- and 10-bit clips beside FFmpeg's filters.
+
+    Whole processes on both sides; "steady" removes each side's fixed cost (a 1-frame run of the same
+    command), and the ratio column is ours / FFmpeg in steady frames/s against the filter that computes the
+    same thing (``FFMPEG_EQUIVALENT``; ``psnr`` and ``ssim`` on RGB are compared with the YUV filters too).
+    """
     import time
 
-    from bench_decode import ffmpeg_filter, make_clip
+    from bench_decode import make_clip
 
     from lpipscli.io.video import iter_frame_groups, plan_video
+    from lpipscli.metrics.vmaf import vmaf_available
 
     sizes = {"48": (64, 48), "360": (640, 360), "1080": (1920, 1080)}
     chosen = ["48"] if args.smoke else [s.strip() for s in args.bit_sizes.split(",") if s.strip()]
     frames = 5 if args.smoke else args.frames
-    print(f"\nbit depths: x264 clips made here, {frames} frames; frames/s of frame pairs (best of {args.repeat})")
-    print(f"{'clip':16s}{'measure':34s}{'wall s':>8s}{'fps':>8s}   check")
+    metric_sets = ["psnr_yuv", "psnr", "ssim_ffmpeg", "ssim", "lpips_alex"]
+    if vmaf_available():
+        metric_sets.append("vmaf")
+    print(f"\nbit depths: x264 clips made here, {frames} frames; frames/s of frame pairs (best of {args.repeat}); "
+          "steady = without the fixed cost (a 1-frame run subtracted); peak = PSS of the process tree")
+    print(f"{'clip':16s}{'measure':30s}{'wall s':>8s}{'fps':>8s}{'steady':>8s}{'peak MiB':>9s}"
+          f"{'vs ffmpeg':>10s}   check")
     for size in chosen:
         width, height = sizes[size]
         for label, pix_fmt in (("8-bit", "yuv420p"), ("10-bit", "yuv420p10le")):
             name = f"{height}p {label}"
             ref = make_clip(tmp / f"ref_{size}_{pix_fmt}.mp4", width, height, frames, pix_fmt, 23)
             dist = make_clip(tmp / f"dist_{size}_{pix_fmt}.mp4", width, height, frames, pix_fmt, 35)
-            walls = []
-            for _ in range(args.repeat):
-                start = time.perf_counter()
-                n = sum(1 for _ in iter_frame_groups(plan_video(ref, [dist])))
-                walls.append(time.perf_counter() - start)
-            print(f"{name:16s}{'decode (PyAV, RGB, both sides)':34s}{min(walls):8.2f}{n / min(walls):8.1f}")
-            for metrics in ("psnr", "ssim", "lpips_alex", "psnr_yuv,ssim_ffmpeg"):
-                wall, _, rows = ours(args, env, ref, [dist], metrics, tmp)
-                means = ", ".join(f"{m} {sum(float(r[m]) for r in rows) / len(rows):.4f}" for m in metrics.split(","))
-                print(f"{name:16s}{'ours ' + metrics + ' (process)':34s}{wall:8.2f}{len(rows) / wall:8.1f}   {means}")
-            for filt in ("psnr", "ssim"):
+            for rgb in (False, True):
                 walls = []
                 for _ in range(args.repeat):
                     start = time.perf_counter()
-                    n = ffmpeg_filter(ref, dist, filt)
+                    stream = iter_frame_groups(plan_video(ref, [dist]), planes=not rgb, rgb=rgb)
+                    n = sum(1 for _ in stream)
                     walls.append(time.perf_counter() - start)
-                print(f"{name:16s}{'PyAV FFmpeg ' + filt + ' filter':34s}{min(walls):8.2f}{n / min(walls):8.1f}")
+                what = "decode (in-process, " + ("RGB)" if rgb else "planes)")
+                print(f"{name:16s}{what:30s}{min(walls):8.2f}{n / min(walls):8.1f}")
+            theirs: dict[str, tuple[float, float | None, float]] = {}
             if have_ffmpeg:
-                wall, _, n, ssim, psnr = ffmpeg_side(args, ref, dist, tmp)
-                print(f"{name:16s}{'ffmpeg ssim+psnr (process)':34s}{wall:8.2f}{n / wall:8.1f}   "
-                      f"ssim All {ssim:.4f}, psnr_avg {psnr:.4f}")
+                for filt in sorted(set(FFMPEG_EQUIVALENT.values()) - ({"libvmaf"} if "vmaf" not in metric_sets
+                                                                      else set())):
+                    if filt == "libvmaf" and not _ffmpeg_has(filt):
+                        continue
+                    wall, peak = ffmpeg_filter_process(args, ref, dist, filt)
+                    one, _ = ffmpeg_filter_process(args, ref, dist, filt, one=True)
+                    theirs[filt] = (wall, steady(frames, wall, one), peak)
+                    print(f"{name:16s}{'ffmpeg -lavfi ' + filt:30s}{wall:8.2f}{frames / wall:8.1f}"
+                          f"{fmt(theirs[filt][1], '8.1f'):>8s}{peak:9.0f}")
+            for metrics in metric_sets:
+                wall, peak, rows = ours(args, env, ref, [dist], metrics, tmp)
+                one, _, _ = ours(args, env, ref, [dist], metrics, tmp, extra=("--max-frames", "1"))
+                fps_steady = steady(len(rows), wall, one)
+                ff = theirs.get(FFMPEG_EQUIVALENT.get(metrics, ""))
+                ratio = fmt(fps_steady / ff[1] if ff and ff[1] and fps_steady else None, ".2f")
+                mean = sum(float(r[metrics]) for r in rows) / len(rows)
+                print(f"{name:16s}{'ours -m ' + metrics:30s}{wall:8.2f}{len(rows) / wall:8.1f}"
+                      f"{fmt(fps_steady, '8.1f'):>8s}{peak:9.0f}{ratio:>10s}   mean {mean:.4f}")
+
+
+def _ffmpeg_has(filt: str) -> bool:
+    out = subprocess.run(["ffmpeg", "-hide_banner", "-filters"], capture_output=True, text=True).stdout
+    return f" {filt} " in out
 
 
 def main() -> None:
