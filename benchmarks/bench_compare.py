@@ -7,8 +7,11 @@ forward pass per pair, reference features recomputed for every distorted folder.
 all distorted folders at once, each as its own process, and prints pairs/s, the ratio and peak memory
 (proportional set size of the process tree, decoding workers included, shared pages counted once).
 
-    python benchmarks/bench_compare.py                       # ../shared/data, LPIPS-alex
+    python benchmarks/bench_compare.py                       # ../shared/data, LPIPS-alex, every folder
+    python benchmarks/bench_compare.py --folders 'jpeg*,blur*,noise*,shift*'   # issue 14's 72-pair sweep
     python benchmarks/bench_compare.py --net vgg --data DIR  # DIR/ref and DIR/dist/*/
+
+The two sides run alternately (official, ours, official, ours...) ``--repeat`` times; medians are printed.
 
 Without real ImageNet weights in the torch cache it writes seeded stand-ins into a temporary TORCH_HOME:
 same compute, so the timings hold; the LPIPS values are then not meaningful.
@@ -17,7 +20,9 @@ same compute, so the timings hold; the LPIPS values are then not meaningful.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -54,9 +59,13 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--net", default="alex", choices=["alex", "vgg", "squeeze"])
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--folders", default="*", help="comma-separated glob patterns of distorted folders")
+    parser.add_argument("--repeat", type=int, default=3, help="alternating runs per side; medians are printed")
     args = parser.parse_args()
     ref_dir = args.data / "ref"
-    dist_dirs = sorted(p for p in (args.data / "dist").iterdir() if p.is_dir())
+    patterns = [p.strip() for p in args.folders.split(",") if p.strip()]
+    dist_dirs = sorted(p for p in (args.data / "dist").iterdir()
+                       if p.is_dir() and any(fnmatch.fnmatch(p.name, pat) for pat in patterns))
     if not ref_dir.is_dir() or not dist_dirs:
         raise SystemExit(f"{args.data}: expected ref/ and dist/<name>/ folders")
     home, real = torch_home_with_weights((args.net,))
@@ -64,27 +73,36 @@ def main() -> None:
     print(f"data: {args.data} ({len(dist_dirs)} distorted folders), net: {args.net}, "
           f"weights: {'real ImageNet' if real else 'seeded stand-ins (timing only)'}")
 
-    wall_off, mem_off, out = run_measured(
-        [sys.executable, "-c", OFFICIAL_LOOP, args.net, str(ref_dir), *map(str, dist_dirs)], env)
-    official = json.loads(out)
-
+    official_cmd = [sys.executable, "-c", OFFICIAL_LOOP, args.net, str(ref_dir), *map(str, dist_dirs)]
+    walls: dict[str, list[float]] = {"official": [], "ours": []}
+    mems: dict[str, list[float]] = {"official": [], "ours": []}
     with tempfile.TemporaryDirectory() as tmp:
         out_csv = Path(tmp) / "scores.csv"
         cmd = [sys.executable, "-m", "lpipscli", "compare", str(ref_dir), *map(str, dist_dirs),
                "--metric", f"lpips_{args.net}", "-o", str(out_csv), "--quiet", "--alpha", "drop"]
         if args.workers is not None:
             cmd += ["--workers", str(args.workers)]
-        wall_ours, mem_ours, _ = run_measured(cmd, env)
+        for _ in range(args.repeat):  # A B A B: drifts of the machine hit both sides alike
+            wall, mem, out = run_measured(official_cmd, env)
+            official = json.loads(out)
+            walls["official"].append(wall)
+            mems["official"].append(mem)
+            wall, mem, _ = run_measured(cmd, env)
+            walls["ours"].append(wall)
+            mems["ours"].append(mem)
         rows = out_csv.read_text().splitlines()[1:]
     n = official["pairs"]
     if len(rows) != n:
         raise SystemExit(f"pair counts differ: official {n}, lpips compare {len(rows)}")
-
+    wall_off, wall_ours = statistics.median(walls["official"]), statistics.median(walls["ours"])
+    mem_off, mem_ours = max(mems["official"]), max(mems["ours"])
+    ratios = [a / b for a, b in zip(walls["official"], walls["ours"], strict=True)]
     print(f"{'':28s}{'wall s':>9s}{'pairs/s':>10s}{'peak MiB':>10s}")
     print(f"{'official lpips_2dirs loop':28s}{wall_off:9.2f}{n / wall_off:10.2f}{mem_off:10.0f}"
           f"   (import+build {official['setup_s']:.2f} s, loop {official['loop_s']:.2f} s)")
     print(f"{'lpips compare':28s}{wall_ours:9.2f}{n / wall_ours:10.2f}{mem_ours:10.0f}")
-    print(f"ratio (official wall / ours): {wall_off / wall_ours:.2f}x over {n} pairs, whole processes")
+    print(f"ratio (official wall / ours): {wall_off / wall_ours:.2f}x over {n} pairs, whole processes, median of "
+          f"{args.repeat} alternating runs (per round: {', '.join(f'{r:.2f}' for r in ratios)})")
     reuse(ref_dir, dist_dirs, args.net, env)
 
 
