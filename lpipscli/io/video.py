@@ -626,10 +626,11 @@ def _frame_times(info: SourceInfo) -> list[float]:
 
     with av.open(os.fspath(info.path)) as container:
         stream = container.streams.video[0]
+        unit = float(stream.time_base)  # read while open (PyAV 19 refuses a closed container's streams)
         pts = sorted(p.pts for p in container.demux(stream) if p.pts is not None and p.size)
     if not pts:
         raise DecodeError(info.path, "no timestamps to pair by time")
-    base, unit = pts[0], float(stream.time_base)
+    base = pts[0]
     return [(p - base) * unit for p in pts]
 
 
