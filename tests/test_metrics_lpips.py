@@ -97,6 +97,24 @@ def test_identity_symmetry_batching_and_reuse(torch_home):
     assert ours(ref[:1], dist[:1]).shape == (1,)
 
 
+def test_runner_with_any_reference_index_equals_pairwise_forward(torch_home):
+    """Runs of one reference, a reference coming back later, and the maps: each equals its own forward pass."""
+    ours = LPIPS("alex", allow_unverified=True)
+    refs = torch.cat([_pair(40, 48, seed=s)[0] for s in range(3)])
+    dist = torch.cat([_pair(40, 48, seed=10 + s)[1] for s in range(6)])
+    index = torch.tensor([0, 0, 2, 1, 1, 0])
+    with torch.no_grad():
+        direct = torch.cat([ours(refs[i: i + 1], dist[p: p + 1]) for p, i in enumerate(index.tolist())])
+        got = ours.runner(refs, dist, index)
+        got_scores, got_maps = ours.runner(refs, dist, index, with_map=True)
+        want_maps = torch.cat([ours.runner(refs[i: i + 1], dist[p: p + 1], None, with_map=True)[1]
+                               for p, i in enumerate(index.tolist())])
+    assert torch.allclose(got, direct, atol=1e-6, rtol=1e-5)
+    assert torch.allclose(got_scores, direct, atol=1e-6, rtol=1e-5)
+    assert torch.allclose(got_maps, want_maps, atol=1e-6, rtol=1e-5)
+    assert len(set(direct.tolist())) == 6  # six different pairs, six different values
+
+
 def test_differentiable_functional_api(torch_home):
     ref, dist = _pair(36, 36)
     dist = dist.clone().requires_grad_(True)

@@ -291,12 +291,16 @@ class LPIPS(nn.Module):
         with torch.autocast(ref_feats[0].device.type, enabled=False):  # heads in float32, even in a caller's autocast
             return self._distance(ref_feats, dist_feats, out_hw)
 
-    def _distance(self, ref_feats: list[Tensor], dist_feats: list[Tensor], out_hw: tuple[int, int] | None):
+    def _distance(self, ref_feats: list[Tensor], dist_feats: list[Tensor], out_hw: tuple[int, int] | None,
+                  ref_index: Tensor | None = None, consume: bool = False):
+        """``ref_index``: ``dist_feats[p]`` pairs with ``ref_feats[ref_index[p]]`` (None: with ``ref_feats[p]``);
+        ``consume``: the distorted features are the caller's temporaries and become the differences in place
+        (no gathered copy of the references, no new buffer)."""
         total = None
         spatial = None
         for lin, f0, f1 in zip(self.lins, ref_feats, dist_feats, strict=True):
             dtype = torch.promote_types(lin.weight.dtype, torch.float32)  # bf16 features -> float32; float64 stays
-            diff = (f0.to(dtype) - f1.to(dtype)).square_()
+            diff = _subtract_references(f1.to(dtype, copy=not consume), f0.to(dtype), ref_index).square_()
             if out_hw is None:
                 # the 1x1 head and the spatial mean are both linear: mean first, then one dot product per
                 # image (the head's 1-output convolution has no fast path in channels_last layout)
@@ -323,10 +327,26 @@ class LPIPS(nn.Module):
         """
         check_pair(ref[:1], dist[:1], name=f"lpips_{self.net_name}", min_side=self.min_side)
         ref_feats = self.features(ref)
-        if ref_index is not None:
-            ref_feats = [f.index_select(0, ref_index) for f in ref_feats]
         out_hw = tuple(dist.shape[-2:]) if with_map else None
-        return self.distance(ref_feats, self.features(dist), out_hw=out_hw)
+        with torch.autocast(ref.device.type, enabled=False):
+            return self._distance(ref_feats, self.features(dist), out_hw, ref_index, consume=True)
+
+
+def _subtract_references(diff: Tensor, ref: Tensor, ref_index: Tensor | None) -> Tensor:
+    """``diff[p] -= ref[ref_index[p]]`` in place (``ref[p]`` without an index), the sign of ``dist - ref``.
+
+    Consecutive pairs of one reference (how batches are grouped) take it by broadcasting, so no gathered copy
+    of the reference features is made. The result is squared, so the sign does not matter.
+    """
+    if ref_index is None:
+        return diff.sub_(ref)
+    index = ref_index.tolist()
+    start = 0
+    for stop in range(1, len(index) + 1):
+        if stop == len(index) or index[stop] != index[start]:
+            diff[start:stop].sub_(ref[index[start]: index[start] + 1])
+            start = stop
+    return diff
 
 
 @functools.lru_cache(maxsize=8)
