@@ -245,9 +245,13 @@ def _ssim_stats_opencv(
     groups: dict[int, list[int]] = {}
     for p, ref in enumerate(index.tolist()):
         groups.setdefault(ref, []).append(p)
-    items = [(ref, members[g:g + _GROUP], c, top)
-             for ref, members in groups.items() for g in range(0, len(members), _GROUP)
-             for c in range(channels) for top in range(0, out_h, rows)]
+    items = []
+    for ref, members in groups.items():
+        parts = -(-len(members) // _GROUP)  # as even as possible: 9 -> 5 + 4, not 8 + 1
+        for k in range(parts):
+            part = members[k * len(members) // parts:(k + 1) * len(members) // parts]
+            items.extend((ref, part, c, top) for c in range(channels) for top in range(0, out_h, rows))
+    items.sort(key=lambda item: -len(item[1]))  # largest first, so that threads finish together (stable)
 
     local = threading.local()
 
