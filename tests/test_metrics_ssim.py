@@ -429,9 +429,11 @@ def test_ref_index_interleaved_references_strips_and_maps(monkeypatch, backend):
 
 
 def test_ref_index_thread_count_does_not_change_values(monkeypatch):
-    ref, dist = _pair(rows=30, cols=33, batch=6, seed=14)
-    index = torch.tensor([0, 0, 1, 0, 1, 1])
+    """One thread takes a reference's images in one work item, three threads in parts (one of a single image)."""
+    ref, dist = _pair(rows=30, cols=33, batch=8, seed=14)
+    index = torch.tensor([0, 0, 1, 0, 0, 0, 0, 0])
     monkeypatch.setattr(ssim_module, "_BACKEND", "opencv")
+    monkeypatch.setattr(ssim_module, "_GROUP", 2)  # 7 images of reference 0 -> parts of 1, 2, 2, 2
     before = torch.get_num_threads()
     results = []
     try:

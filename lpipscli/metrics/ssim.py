@@ -245,12 +245,17 @@ def _ssim_stats_opencv(
     groups: dict[int, list[int]] = {}
     for p, ref in enumerate(index.tolist()):
         groups.setdefault(ref, []).append(p)
+    threads = torch.get_num_threads()
     items = []
     for ref, members in groups.items():
-        parts = -(-len(members) // _GROUP)  # as even as possible: 9 -> 5 + 4, not 8 + 1
+        # one thread: all of a reference's images in one item (its maps filtered once); more threads: parts
+        # of at most _GROUP, as even as possible (9 -> 5 + 4). A part never changes a value: each image's
+        # arithmetic is the same in any part, and the form (shared or not) follows the whole group.
+        parts = 1 if threads == 1 else -(-len(members) // _GROUP)
+        shared = len(members) > 1
         for k in range(parts):
             part = members[k * len(members) // parts:(k + 1) * len(members) // parts]
-            items.extend((ref, part, c, top) for c in range(channels) for top in range(0, out_h, rows))
+            items.extend((ref, part, shared, c, top) for c in range(channels) for top in range(0, out_h, rows))
     items.sort(key=lambda item: -len(item[1]))  # largest first, so that threads finish together (stable)
 
     local = threading.local()
@@ -279,12 +284,12 @@ def _ssim_stats_opencv(
         return float(ssim_map.sum()), cs_sum, ssim_map.copy() if return_map else None
 
     def one_item(item):
-        ref, members, c, top = item
+        ref, members, shared, c, top = item
         bottom = min(top + rows, out_h) + 2 * r  # input rows top .. bottom - 1
         a = xs[ref, c, top:bottom]
         product, f0, f1, f2, f3, b0, b1, b2, b3, b4 = buffers(bottom - top)
         out = []
-        if len(members) == 1:
+        if not shared:
             p = members[0]
             b = ys[p, c, top:bottom]
             mu_x, mu_y = filtered(a, f0), filtered(b, f1)
@@ -327,7 +332,7 @@ def _ssim_stats_opencv(
             out.append((p, *tail(mu_xy2, num_cs, mu_y_sq, den_cs, b4)))
         return out
 
-    workers = min(torch.get_num_threads(), len(items))
+    workers = min(threads, len(items))
     if workers > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             results = list(pool.map(one_item, items))
@@ -337,7 +342,7 @@ def _ssim_stats_opencv(
     ssim_sums = np.zeros((n, channels))
     cs_sums = np.zeros((n, channels))
     maps = np.zeros((n, 1, out_h, out_w)) if return_map else None
-    for (_, _, c, top), result in zip(items, results, strict=True):
+    for (_, _, _, c, top), result in zip(items, results, strict=True):
         for p, ssim_sum, cs_sum, strip_map in result:
             ssim_sums[p, c] += ssim_sum
             if want_cs:
