@@ -488,3 +488,19 @@ def test_registry_runner_scores_shared_references_like_skimage(key):
         assert torch.equal(with_map, values) and maps.shape == (4, 1, 157 - 10, 203 - 10)
     identity = runner(ref.index_select(0, index), dist, None)
     torch.testing.assert_close(identity, values, rtol=0, atol=TOLERANCES["backends"])
+
+
+def test_identical_images_score_exactly_one(backend):
+    """Exactly 1.0, not 1 - 1ulp: 2AFC ties and gates compare scores for equality."""
+    ref, dist = _pair(rows=40, cols=37, batch=3, seed=15)
+    refs = ref[:2].double()
+    index = torch.tensor([0, 1, 0])
+    same = refs.index_select(0, index).clone()
+    same[2, 1] = dist[2, 1]  # one channel differs: the other two count exactly 1 per pixel
+    value, value_map = ssim(refs, same, ref_index=index, return_map=True)
+    assert value[:2].tolist() == [1.0, 1.0] and value[2].item() < 1.0
+    assert bool((value_map[:2] == 1.0).all())
+    assert ssim(same[:1], same[:1]).item() == 1.0  # one reference, one image
+    assert ssim_y(refs, refs.index_select(0, index), ref_index=index).tolist() == [1.0] * 3
+    big = _pair(rows=161, cols=170, seed=16)[0].double()
+    assert ms_ssim(big, big.clone()).item() == 1.0

@@ -225,7 +225,9 @@ def _ssim_stats_opencv(
     Then ``SSIM = (2 mu_x mu_y + C1)(2 cov + C2) / ((mu_x^2 + mu_y^2 + C1)(var_x + var_y + C2))`` in
     eleven whole-map operations into preallocated buffers (``cv2`` arithmetic on the filter's strided
     valid region, NumPy in place). Both forms are float64 rearrangements of the same sums (they agree
-    to ~1e-16 per pixel). ``cv2.sepFilter2D``'s border rule does not matter: only the valid region is read.
+    to ~1e-16 per pixel). A distorted strip identical to its reference strip scores exactly 1 per pixel
+    without arithmetic (rounding could leave 1 - 1 ulp; 2AFC ties compare scores for equality).
+    ``cv2.sepFilter2D``'s border rule does not matter: only the valid region is read.
 
     Items run on ``torch.get_num_threads()`` threads (OpenCV and NumPy release the GIL); their sums are
     added in a fixed order, so the thread count never changes a value.
@@ -283,12 +285,21 @@ def _ssim_stats_opencv(
         ssim_map = cv2.divide(num_l, den_l, dst=num_l)
         return float(ssim_map.sum()), cs_sum, ssim_map.copy() if return_map else None
 
+    def identical(a, b) -> bool:
+        return np.array_equal(a[0], b[0]) and np.array_equal(a, b)  # first row first: cheap when they differ
+
     def one_item(item):
         ref, members, shared, c, top = item
         bottom = min(top + rows, out_h) + 2 * r  # input rows top .. bottom - 1
         a = xs[ref, c, top:bottom]
         product, f0, f1, f2, f3, b0, b1, b2, b3, b4 = buffers(bottom - top)
-        out = []
+        # identical strips: every window has l = cs = 1 exactly (the rounded arithmetic could miss by 1 ulp)
+        same = [p for p in members if identical(a, ys[p, c, top:bottom])]
+        count = float((bottom - top - 2 * r) * out_w)
+        out = [(p, count, count, np.ones((bottom - top - 2 * r, out_w)) if return_map else None) for p in same]
+        members = [p for p in members if p not in same]
+        if not members:
+            return out
         if not shared:
             p = members[0]
             b = ys[p, c, top:bottom]
