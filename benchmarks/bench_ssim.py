@@ -27,6 +27,7 @@ an ``ffmpeg`` command is on PATH, frames/s of FFmpeg's ``ssim`` filter on a synt
     python benchmarks/bench_ssim.py                      # 540-pair whole-process runs (3 rounds), then
                                                          # 60 pairs in-process, frames 640x360 and 1920x1080
     python benchmarks/bench_ssim.py --sweep-rounds 5 --pairs 0 --video-sizes   # the whole-process ratio only
+    python benchmarks/bench_ssim.py --sweep-rounds 0 --pairs 0 --video-sizes --breakdown   # CPU per stage
     python benchmarks/bench_ssim.py --pairs 8 --rounds 1 --frames 2 --video-sizes 64x48   # smoke run
     python benchmarks/bench_ssim.py --threads 1          # single-threaded comparison
 """
@@ -66,6 +67,42 @@ for dist_dir in dist_dirs:
         scores[str(dist)] = structural_similarity(a, b, gaussian_weights=True, sigma=1.5,
                                                   use_sample_covariance=False, data_range=1.0, channel_axis=-1)
 out.write_text(json.dumps(scores))
+"""
+
+# One `lpips compare -m ssim` in this process (--workers 0, one thread), with process_time wrapped around
+# the engine's stages; prints JSON {stage: CPU seconds}. Names of engine internals: update them if they move.
+BREAKDOWN = r"""
+import json, os, sys, time
+t0 = time.process_time()
+import torch
+t1 = time.process_time()
+import lpipscli.cli as cli
+import lpipscli.engine as engine
+import lpipscli.io.dataset as dataset
+import lpipscli.metrics.ssim as ssim_module
+parts = {"import torch": t1 - t0, "other imports": time.process_time() - t1}
+def wrap(owner, name, label):
+    fn = getattr(owner, name)
+    def timed(*a, **k):
+        start = time.process_time()
+        try:
+            return fn(*a, **k)
+        finally:
+            parts[label] = parts.get(label, 0.0) + time.process_time() - start
+    setattr(owner, name, timed)
+wrap(dataset.PairDataset, "__getitem__", "decoding (dataset items)")
+wrap(engine, "collate", "collate")
+wrap(engine, "to_unit_float", "uint8 -> float64")
+wrap(ssim_module, "_ssim_stats", "SSIM core")
+wrap(engine.Engine, "_score", "_score")
+wrap(engine, "drive", "drive")
+sys.argv = ["lpips", "compare", "-m", "ssim", "-q", "--workers", "0", *sys.argv[1:]]
+try:
+    cli.main()
+except SystemExit:
+    pass
+parts["total"] = time.process_time() - t0
+print(json.dumps(parts))
 """
 
 SKIMAGE_KW = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False, "data_range": 1.0}
@@ -265,6 +302,31 @@ def bench_sweep(args) -> None:
     print(f"ratio (scikit-image loop / lpipscli): {their_wall / our_wall:.2f}x wall, {their_cpu / our_cpu:.2f}x CPU")
 
 
+def bench_breakdown(args) -> None:
+    """Where the CPU time of one whole run goes (one thread, decoding in the main process)."""
+    import sys
+
+    from bench_sweep import make_sweep
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ref, dists = make_sweep(args.data, Path(tmp) / "sweep")
+        cmd = [sys.executable, "-c", BREAKDOWN, "-o", str(Path(tmp) / "o.csv"), str(ref), *map(str, dists)]
+        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+    parts = json.loads(done.stdout.strip().splitlines()[-1])
+    score = parts["_score"] - parts["SSIM core"] - parts["uint8 -> float64"]
+    loop = parts["drive"] - parts["_score"] - parts["decoding (dataset items)"] - parts["collate"]
+    rows = [("import torch", parts["import torch"]), ("other imports", parts["other imports"]),
+            ("decoding (Pillow, dataset items)", parts["decoding (dataset items)"]), ("collate", parts["collate"]),
+            ("uint8 -> float64 [0, 1]", parts["uint8 -> float64"]), ("SSIM core", parts["SSIM core"]),
+            ("rest of scoring (rows)", score), ("rest of the loop (batcher, CSV)", loop),
+            ("CLI, planning, exit", parts["total"] - parts["drive"] - parts["import torch"] - parts["other imports"])]
+    print(f"CPU seconds of one `lpips compare -m ssim` over the 540 pairs (--workers 0, one thread): "
+          f"{parts['total']:.2f} s")
+    for name, value in rows:
+        print(f"  {name:36s}{value:7.2f} s{100 * value / parts['total']:6.0f} %")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=60)
@@ -276,11 +338,15 @@ def main() -> None:
     parser.add_argument("--video-sizes", nargs="*", default=["640x360", "1920x1080"])
     parser.add_argument("--sweep-rounds", type=int, default=3,
                         help="alternating whole-process rounds on the 540 pairs (0: skip)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also print where one whole run's CPU time goes (engine stages, one thread)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.sweep_rounds > 0:
         bench_sweep(args)
+    if args.breakdown:
+        bench_breakdown(args)
     if args.pairs > 0:
         bench_images(args)
     bench_video(args)
