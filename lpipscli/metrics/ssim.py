@@ -200,8 +200,9 @@ def _ssim_stats(
     return torch.cat(ssim_means), torch.cat(cs_means), torch.cat(maps) if return_map else None
 
 
-#: most distorted images one work item of the OpenCV path takes for a shared reference (more than that
-#: are split into several items, each filtering the reference strip again, so that threads share the work)
+#: with several threads, most distorted images one work item of the OpenCV path takes for a shared reference
+#: (more are split into several items, each filtering the reference strip again, so that threads share a
+#: one-reference batch); one thread keeps them together
 _GROUP = 8
 
 
@@ -401,7 +402,8 @@ def _check_indexed(ref: Tensor, dist: Tensor, ref_index: Tensor | None, name: st
         raise MetricInputError(f"{name}: ref and dist image shapes differ: {shape} vs {tuple(dist.shape)}")
     if ref_index.numel() and (int(ref_index.min()) < 0 or int(ref_index.max()) >= ref.shape[0]):
         raise MetricInputError(f"{name}: ref_index out of range for {ref.shape[0]} reference(s)")
-    check_pair(ref[:1], dist[:1], name=name, min_side=min_side) if len(dist) else check_pair(ref, ref, name=name)
+    if len(dist):
+        check_pair(ref[:1], dist[:1], name=name, min_side=min_side)
 
 
 def ssim_runner(device: torch.device, *, key: str = "ssim", allow_unverified: bool = False, **params):
