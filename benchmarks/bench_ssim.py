@@ -1,6 +1,13 @@
 """SSIM throughput: lpipscli's `ssim` against a plain scikit-image loop (and torchmetrics, pytorch-msssim, FFmpeg).
 
-Images: N pairs of 256x256 RGB crops of ../shared/data/ref and their JPEG-q30 copies (made in memory with
+Whole processes (issue 14, goal 4): the 540 pairs of ``bench_sweep.py`` (60 crops of 256x256 of DATA/ref,
+nine distorted folders: JPEG q10/q30/q70, WebP q20/q50, blur 1/2, noise 4/8), ``python -m lpipscli compare
+-m ssim REF DIST...`` (default workers and threads) against one Python process that decodes each pair with
+Pillow and calls scikit-image's ``structural_similarity`` (same settings), in one thread. Runs alternate;
+the table gives median wall seconds and CPU seconds (user + system of the process tree) and both ratios,
+and the largest |lpipscli - scikit-image| over the 540 rows. ``--sweep-rounds 0`` skips it.
+
+In-process images: N pairs of 256x256 RGB crops of ../shared/data/ref and their JPEG-q30 copies (made in memory with
 Pillow), or seeded synthetic photos when the folder is missing. Every contender gets the decoded 8-bit
 arrays, so this measures the metric, not decoding:
 
@@ -17,7 +24,10 @@ Video: per-frame time of ``ssim`` on 640x360 and 1920x1080 RGB frames (synthetic
 an ``ffmpeg`` command is on PATH, frames/s of FFmpeg's ``ssim`` filter on a synthetic clip of the same size
 (decode included there, so the ratio flatters FFmpeg slightly less than it seems).
 
-    python benchmarks/bench_ssim.py                      # 60 pairs, 5 rounds, frames 640x360 and 1920x1080
+    python benchmarks/bench_ssim.py                      # 540-pair whole-process runs (3 rounds), then
+                                                         # 60 pairs in-process, frames 640x360 and 1920x1080
+    python benchmarks/bench_ssim.py --sweep-rounds 5 --pairs 0 --video-sizes   # the whole-process ratio only
+    python benchmarks/bench_ssim.py --sweep-rounds 0 --pairs 0 --video-sizes --breakdown   # CPU per stage
     python benchmarks/bench_ssim.py --pairs 8 --rounds 1 --frames 2 --video-sizes 64x48   # smoke run
     python benchmarks/bench_ssim.py --threads 1          # single-threaded comparison
 """
@@ -25,7 +35,11 @@ an ``ffmpeg`` command is on PATH, frames/s of FFmpeg's ``ssim`` filter on a synt
 from __future__ import annotations
 
 import argparse
+import csv
 import io
+import json
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -35,7 +49,61 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import DEFAULT_DATA
+from _common import DEFAULT_DATA, REPO
+
+SKIMAGE_LOOP = r"""
+import json, sys
+from pathlib import Path
+import numpy as np
+from PIL import Image
+from skimage.metrics import structural_similarity
+out, ref_dir, dist_dirs = Path(sys.argv[1]), Path(sys.argv[2]), [Path(p) for p in sys.argv[3:]]
+refs = {p.stem: p for p in sorted(ref_dir.iterdir())}
+scores = {}
+for dist_dir in dist_dirs:
+    for dist in sorted(dist_dir.iterdir()):
+        a = np.asarray(Image.open(refs[dist.stem]).convert("RGB"), dtype=np.float64) / 255.0
+        b = np.asarray(Image.open(dist).convert("RGB"), dtype=np.float64) / 255.0
+        scores[str(dist)] = structural_similarity(a, b, gaussian_weights=True, sigma=1.5,
+                                                  use_sample_covariance=False, data_range=1.0, channel_axis=-1)
+out.write_text(json.dumps(scores))
+"""
+
+# One `lpips compare -m ssim` in this process (--workers 0, one thread), with process_time wrapped around
+# the engine's stages; prints JSON {stage: CPU seconds}. Names of engine internals: update them if they move.
+BREAKDOWN = r"""
+import json, os, sys, time
+t0 = time.process_time()
+import torch
+t1 = time.process_time()
+import lpipscli.cli as cli
+import lpipscli.engine as engine
+import lpipscli.io.dataset as dataset
+import lpipscli.metrics.ssim as ssim_module
+parts = {"import torch": t1 - t0, "other imports": time.process_time() - t1}
+def wrap(owner, name, label):
+    fn = getattr(owner, name)
+    def timed(*a, **k):
+        start = time.process_time()
+        try:
+            return fn(*a, **k)
+        finally:
+            parts[label] = parts.get(label, 0.0) + time.process_time() - start
+    setattr(owner, name, timed)
+wrap(dataset.PairDataset, "__getitem__", "decoding (dataset items)")
+wrap(engine, "collate", "collate")
+wrap(engine, "to_unit_float", "uint8 -> float64")
+wrap(ssim_module, "_ssim_stats", "SSIM core")
+wrap(engine.Engine, "_score", "_score")
+wrap(engine, "drive", "drive")
+sys.argv = ["lpips", "compare", "-m", "ssim", "-q", "--workers", "0", *sys.argv[1:]]
+try:
+    cli.main()
+except SystemExit:
+    pass
+parts["total"] = time.process_time() - t0
+print(json.dumps(parts))
+"""
 
 SKIMAGE_KW = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False, "data_range": 1.0}
 
@@ -183,6 +251,82 @@ def bench_video(args) -> None:
         print(line)
 
 
+def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system of the whole process tree) of one command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO), **env})
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"command failed ({done.returncode}): {' '.join(cmd)}\n{done.stderr}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def bench_sweep(args) -> None:
+    """Whole processes on the 540 pairs: `lpips compare -m ssim` against the Pillow + scikit-image loop."""
+    import sys
+
+    from bench_sweep import make_sweep
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ref, dists = make_sweep(args.data, Path(tmp) / "sweep")
+        ours_csv, theirs_json = Path(tmp) / "ours.csv", Path(tmp) / "skimage.json"
+        commands = {
+            "lpips compare -m ssim": [sys.executable, "-m", "lpipscli", "compare", "-m", "ssim", "-o", str(ours_csv),
+                                      "-q", str(ref), *map(str, dists)],
+            "scikit-image loop (Pillow, 1 thread)": [sys.executable, "-c", SKIMAGE_LOOP, str(theirs_json), str(ref),
+                                                     *map(str, dists)],
+        }
+        # --threads sets lpipscli's compute threads (the engine honours OMP_NUM_THREADS); the loop has one
+        envs = {"lpips compare -m ssim": {"OMP_NUM_THREADS": str(args.threads)} if args.threads else {}}
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+        for _ in range(args.sweep_rounds):
+            for name, cmd in commands.items():
+                runs[name].append(_run(cmd, envs.get(name, {})))
+        with ours_csv.open(newline="") as handle:
+            ours = {row["dist"]: float(row["ssim"]) for row in csv.DictReader(handle)}
+        theirs = json.loads(theirs_json.read_text())
+    diff = max(abs(ours[k] - theirs[k]) for k in theirs)
+    cores = len(os.sched_getaffinity(0))
+    print(f"{len(theirs)} pairs of 256x256 RGB (bench_sweep's 60 crops x 9 folders), whole processes, "
+          f"{args.sweep_rounds} alternating rounds, {cores} cores; max |lpipscli - skimage| {diff:.1e}")
+    print(f"{'':40s}{'wall s':>9s}{'pairs/s':>9s}{'CPU s':>9s}")
+    medians = {}
+    for name, values in runs.items():
+        wall, cpu = (statistics.median(v[i] for v in values) for i in (0, 1))
+        medians[name] = (wall, cpu)
+        print(f"{name:40s}{wall:9.2f}{len(theirs) / wall:9.1f}{cpu:9.2f}")
+    (our_wall, our_cpu), (their_wall, their_cpu) = medians.values()
+    print(f"ratio (scikit-image loop / lpipscli): {their_wall / our_wall:.2f}x wall, {their_cpu / our_cpu:.2f}x CPU")
+
+
+def bench_breakdown(args) -> None:
+    """Where the CPU time of one whole run goes (one thread, decoding in the main process)."""
+    import sys
+
+    from bench_sweep import make_sweep
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ref, dists = make_sweep(args.data, Path(tmp) / "sweep")
+        cmd = [sys.executable, "-c", BREAKDOWN, "-o", str(Path(tmp) / "o.csv"), str(ref), *map(str, dists)]
+        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+    parts = json.loads(done.stdout.strip().splitlines()[-1])
+    score = parts["_score"] - parts["SSIM core"] - parts["uint8 -> float64"]
+    loop = parts["drive"] - parts["_score"] - parts["decoding (dataset items)"] - parts["collate"]
+    rows = [("import torch", parts["import torch"]), ("other imports", parts["other imports"]),
+            ("decoding (Pillow, dataset items)", parts["decoding (dataset items)"]), ("collate", parts["collate"]),
+            ("uint8 -> float64 [0, 1]", parts["uint8 -> float64"]), ("SSIM core", parts["SSIM core"]),
+            ("rest of scoring (rows)", score), ("rest of the loop (batcher, CSV)", loop),
+            ("CLI, planning, exit", parts["total"] - parts["drive"] - parts["import torch"] - parts["other imports"])]
+    print(f"CPU seconds of one `lpips compare -m ssim` over the 540 pairs (--workers 0, one thread): "
+          f"{parts['total']:.2f} s")
+    for name, value in rows:
+        print(f"  {name:36s}{value:7.2f} s{100 * value / parts['total']:6.0f} %")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=60)
@@ -192,10 +336,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (lpipscli's SSIM uses as many)")
     parser.add_argument("--frames", type=int, default=10, help="timed frames per video size")
     parser.add_argument("--video-sizes", nargs="*", default=["640x360", "1920x1080"])
+    parser.add_argument("--sweep-rounds", type=int, default=3,
+                        help="alternating whole-process rounds on the 540 pairs (0: skip)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also print where one whole run's CPU time goes (engine stages, one thread)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    bench_images(args)
+    if args.sweep_rounds > 0:
+        bench_sweep(args)
+    if args.breakdown:
+        bench_breakdown(args)
+    if args.pairs > 0:
+        bench_images(args)
     bench_video(args)
 
 

@@ -378,3 +378,129 @@ def test_strips_do_not_change_values(monkeypatch, strip_pixels):
     torch.testing.assert_close(got_map, want_map, rtol=0, atol=TOLERANCES["backends"])
     torch.testing.assert_close(ms_ssim(*_pair(rows=170, cols=161, seed=12)), want_ms, rtol=0,
                                atol=TOLERANCES["backends"])
+
+
+# ---------------------------------------------------------------- shared references (ref_index) and the runner
+def _indexed_cases():
+    """Three references with 4, 1 and 10 distorted images (the 10 split into OpenCV work groups)."""
+    crop_ref, crop_dist = CASES["rgb_jpeg_odd"]
+    deep_ref, deep_dist = CASES["rgb_16bit"]
+    flat_ref, flat_dist = CASES["gray_nearly_flat"]
+    flat16_ref, flat16_dist = CASES["gray_16bit_nearly_flat"]
+    return {
+        "rgb_8bit_odd": (crop_ref, [crop_dist, _noisy(crop_ref, 6.0, 2), crop_ref, _jpeg(crop_ref, 70)]),
+        "rgb_16bit": (deep_ref, [deep_dist]),
+        "gray_nearly_flat_10": (flat_ref, [flat_dist] + [_noisy(flat_ref, s, 10 + s) for s in range(1, 10)]),
+        "gray_16bit_nearly_flat": (flat16_ref, [flat16_dist, flat16_ref, _noisy(flat16_ref, 1.0, 3)]),
+    }
+
+
+INDEXED = _indexed_cases()
+
+
+@pytest.mark.parametrize("case", sorted(INDEXED))
+def test_ref_index_matches_skimage_per_pair(case, backend):
+    ref, dists = INDEXED[case]
+    refs = torch.cat([_tensor(ref, torch.float64)] * 2)  # the second copy is never indexed
+    dist = torch.cat([_tensor(d, torch.float64) for d in dists])
+    index = torch.zeros(len(dists), dtype=torch.long)
+    got = ssim(refs, dist, ref_index=index)
+    expected = [_skimage_ssim(_as_unit(ref), _as_unit(d)) for d in dists]
+    assert got.shape == (len(dists),)
+    assert np.abs(got.numpy() - expected).max() <= TOLERANCES["float64_exact"]
+    assert len({round(v, 12) for v in expected}) > 1 or len(dists) == 1  # the pairs really differ
+
+
+def test_ref_index_interleaved_references_strips_and_maps(monkeypatch, backend):
+    """Several references in any order, strips of a few rows, maps: equal to the expanded batch."""
+    ref, dist = _pair(rows=37, cols=45, batch=7, seed=13)
+    refs = ref[:3].double()
+    index = torch.tensor([2, 0, 2, 1, 0, 2, 2])
+    monkeypatch.setattr(ssim_module, "_STRIP_PIXELS", 70)  # two rows of output per strip
+    monkeypatch.setattr(ssim_module, "_GROUP", 2)
+    for fn in (ssim, ssim_y):
+        value, value_map = fn(refs, dist, ref_index=index, return_map=True)
+        want, want_map = fn(refs.index_select(0, index), dist, return_map=True)
+        torch.testing.assert_close(value, want, rtol=0, atol=TOLERANCES["backends"])
+        torch.testing.assert_close(value_map, want_map, rtol=0, atol=TOLERANCES["backends"])
+    value = ssim_matlab(refs, dist, ref_index=index)
+    torch.testing.assert_close(value, ssim_matlab(refs.index_select(0, index), dist), rtol=0,
+                               atol=TOLERANCES["backends"])
+
+
+def test_ref_index_thread_count_does_not_change_values(monkeypatch):
+    """One thread takes a reference's images in one work item, three threads in parts (one of a single image)."""
+    ref, dist = _pair(rows=30, cols=33, batch=8, seed=14)
+    index = torch.tensor([0, 0, 1, 0, 0, 0, 0, 0])
+    monkeypatch.setattr(ssim_module, "_BACKEND", "opencv")
+    monkeypatch.setattr(ssim_module, "_GROUP", 2)  # 7 images of reference 0 -> parts of 1, 2, 2, 2
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 3):
+            torch.set_num_threads(threads)
+            results.append(ssim(ref[:2], dist, ref_index=index, return_map=True))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+
+
+def test_ref_index_is_checked():
+    ref, dist = _pair(batch=3)
+    with pytest.raises(MetricInputError, match="out of range"):
+        ssim(ref[:2], dist, ref_index=torch.tensor([0, 1, 2]))
+    with pytest.raises(MetricInputError, match="one entry per distorted image"):
+        ssim(ref[:2], dist, ref_index=torch.tensor([0, 1]))
+    with pytest.raises(MetricInputError, match="integer"):
+        ssim(ref[:2], dist, ref_index=torch.tensor([0.0, 1.0, 1.0]))
+    with pytest.raises(MetricInputError, match="shapes differ"):
+        ssim(ref[:2, :, :-1], dist, ref_index=torch.tensor([0, 1, 1]))
+    with pytest.raises(MetricInputError, match=r"ssim_y .*11x11"):
+        small_ref, small_dist = _pair(rows=7, cols=7, batch=2)
+        ssim_y(small_ref[:1], small_dist, ref_index=torch.tensor([0, 0]))
+
+
+@pytest.mark.parametrize("key", ["ssim", "ssim_y", "ssim_matlab"])
+def test_registry_runner_scores_shared_references_like_skimage(key):
+    """What the engine calls: each reference once, ``ref_index`` per pair, maps on request."""
+    from lpipscli.metrics import REGISTRY
+
+    crop_ref, _ = CASES["rgb_jpeg_odd"]
+    refs_np = [crop_ref, np.ascontiguousarray(crop_ref[::-1])]
+    dists_np = [_jpeg(refs_np[0], 30), _noisy(refs_np[1], 5.0, 4), _jpeg(refs_np[0], 60), refs_np[1]]
+    index = torch.tensor([0, 1, 0, 1])
+    runner, records = REGISTRY[key].build(torch.device("cpu"), allow_unverified=False)
+    assert records == []
+    ref = torch.cat([_tensor(r, torch.float64) for r in refs_np])
+    dist = torch.cat([_tensor(d, torch.float64) for d in dists_np])
+    values = runner(ref, dist, index)
+    pairs = [(refs_np[i], d) for i, d in zip(index.tolist(), dists_np, strict=True)]
+    if key == "ssim":
+        expected = [_skimage_ssim(_as_unit(r), _as_unit(d)) for r, d in pairs]
+    elif key == "ssim_y":
+        expected = [_skimage_ssim(_luma(r), _luma(d)) for r, d in pairs]
+    else:
+        expected = [_matlab_ssim_reference(r, d) for r, d in pairs]
+    assert np.abs(values.numpy() - expected).max() <= TOLERANCES["float64_exact"]
+    assert values[3].item() == pytest.approx(1.0, abs=TOLERANCES["property"])
+    if key != "ssim_matlab":
+        with_map, maps = runner(ref, dist, index, with_map=True)
+        assert torch.equal(with_map, values) and maps.shape == (4, 1, 157 - 10, 203 - 10)
+    identity = runner(ref.index_select(0, index), dist, None)
+    torch.testing.assert_close(identity, values, rtol=0, atol=TOLERANCES["backends"])
+
+
+def test_identical_images_score_exactly_one(backend):
+    """Exactly 1.0, not 1 - 1ulp: 2AFC ties and gates compare scores for equality."""
+    ref, dist = _pair(rows=40, cols=37, batch=3, seed=15)
+    refs = ref[:2].double()
+    index = torch.tensor([0, 1, 0])
+    same = refs.index_select(0, index).clone()
+    same[2, 1] = dist[2, 1]  # one channel differs: the other two count exactly 1 per pixel
+    value, value_map = ssim(refs, same, ref_index=index, return_map=True)
+    assert value[:2].tolist() == [1.0, 1.0] and value[2].item() < 1.0
+    assert bool((value_map[:2] == 1.0).all())
+    assert ssim(same[:1], same[:1]).item() == 1.0  # one reference, one image
+    assert ssim_y(refs, refs.index_select(0, index), ref_index=index).tolist() == [1.0] * 3
+    big = _pair(rows=161, cols=170, seed=16)[0].double()
+    assert ms_ssim(big, big.clone()).item() == 1.0

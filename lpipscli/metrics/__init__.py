@@ -124,6 +124,7 @@ register(MetricSpec(
 register(MetricSpec(
     key="ssim",
     input_dtype="float64",
+    build=Lazy("lpipscli.metrics.ssim:ssim_runner", key="ssim"),  # references filtered once per batch
     map_fn=Lazy("lpipscli.metrics.ssim:ssim", return_map=True),
     fn=Lazy("lpipscli.metrics.ssim:ssim"),
     measures="structural similarity (Wang 2004), per channel, averaged",
@@ -175,6 +176,7 @@ register(MetricSpec(
 register(MetricSpec(
     key="ssim_y",
     input_dtype="float64",
+    build=Lazy("lpipscli.metrics.ssim:ssim_runner", key="ssim_y"),  # references filtered once per batch
     map_fn=Lazy("lpipscli.metrics.ssim:ssim_y", return_map=True),
     fn=Lazy("lpipscli.metrics.ssim:ssim_y"),
     measures="SSIM of BT.601 luma",
@@ -190,6 +192,7 @@ register(MetricSpec(
 register(MetricSpec(
     key="ssim_matlab",
     input_dtype="float64",
+    build=Lazy("lpipscli.metrics.ssim:ssim_runner", key="ssim_matlab"),  # references filtered once per batch
     fn=Lazy("lpipscli.metrics.ssim:ssim_matlab"),
     measures="SSIM of luma after MATLAB ssim.m's automatic downsampling",
     value_range="[-1, 1]",

@@ -3,13 +3,19 @@
 Every function takes ``ref, dist`` float tensors ``(N, C, H, W)`` with values in ``[0, 1]``
 (C = 1 gray or 3 RGB) and returns a float64 tensor of shape ``(N,)``, whatever the input dtype.
 
-How it is computed (one core for all four keys): per image plane, four float64 maps are filtered with
-the separable Gaussian (two 1-D passes of ``kernel_size`` taps, valid region only): ``x``, ``y``,
-``x^2 + y^2`` and ``xy``. SSIM needs the two variances only as their sum ``var_x + var_y``, so one map
-holds both second moments (four filtered maps per plane instead of five). On CPU tensors the filtering
-is OpenCV's ``sepFilter2D`` in float64, one plane at a time (its moments stay in cache), planes spread
-over ``torch.get_num_threads()`` threads; on other devices (and for inputs that need gradients) the same
-maps come from torch shifted multiply-adds in cache-sized chunks. Both paths agree to ~1e-16.
+How it is computed (one core for all four keys): per image plane, float64 maps are filtered with the
+separable Gaussian (two 1-D passes of ``kernel_size`` taps, valid region only). SSIM needs the two variances
+only as their sum ``var_x + var_y``, so a pair needs four filtered maps, ``x``, ``y``, ``x^2 + y^2`` and
+``xy``; a reference shared by several distorted images (``ref_index``, as the engine passes batches: each
+reference once) has ``G*x`` and ``G*x^2`` filtered once, and each of its distorted images then needs three
+(``y``, ``y^2``, ``xy``). On CPU tensors the filtering is OpenCV's ``sepFilter2D`` in float64 (the constants
+``C1``/``C2`` and the factor 2 of the covariance ride on its ``delta`` and kernel for free), the rest eleven
+in-place whole-map operations, in cache-sized strips of a plane spread over ``torch.get_num_threads()``
+threads; on other devices (and for inputs that need gradients) the same maps come from torch shifted
+multiply-adds in cache-sized chunks. All paths agree to ~1e-16 per pixel.
+
+Measured (issue 14, 256x256 RGB, one thread): OpenCV's float64 filter is ~60 % of the time, at about
+3 ns per pixel and map; float32 would halve it, but see below.
 
 Why float64, and why it is exact: the local moments use ``E[x^2] - E[x]^2``, which cancels badly in
 flat regions, where the variance is tiny next to ``C2 = 9e-4``. A filtered value carries a rounding
@@ -20,14 +26,20 @@ over ``var_x + var_y + C2 >= C2``. In float32 (``u = 2**-24``, ``gamma ~ 1.3e-6`
 taps into exact high parts and small low parts (integer-valued 8-bit inputs make ``x^2`` and ``xy`` exact,
 but the two passes need ``16 + 2q > 24`` bits for ``q``-bit taps) does not bring the worst case under
 the 1e-5 the README promises; measured float32 errors reached 3.3e-5 on nearly flat 8- and 16-bit images
-(3e-6 on photos). In float64 (``u = 2**-53``) the same bound is ``~4e-12`` per pixel: the result equals
-scikit-image's float64 computation to ~1e-12 on float64 inputs (about 1e-8 on float32 inputs, the rounding
-of the inputs themselves). CUDA convolutions (TF32) are never used.
+(3e-6 on photos). Integer inputs do not rescue float32: the taps are not integers, so even the mean
+maps of 8-bit data are rounded (tap times sample needs ``24 + 8`` bits), and an error ``gamma * mu`` in a
+mean moves ``mu^2`` by ``2 gamma mu^2``, as large as the second moments' error; quantising the taps to
+``q <= 16`` bits makes the first pass exact (sums of multiples of ``2**-16`` below ``2**24``) but the second
+pass then needs ``2q + 8 > 24`` bits, and the residual taps cost more passes than float64 saves.
+In float64 (``u = 2**-53``) the same bound is ``~4e-12`` per pixel: the result equals scikit-image's
+float64 computation to ~1e-12 on float64 inputs (about 1e-8 on float32 inputs, the rounding of the inputs
+themselves). CUDA convolutions (TF32) are never used.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -156,14 +168,22 @@ def _use_opencv(x: Tensor, y: Tensor) -> bool:
 
 
 def _ssim_stats(
-    x: Tensor, y: Tensor, window: Tensor, data_range: float, k1: float, k2: float, return_map: bool
-) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Per-channel means of the SSIM and contrast-structure maps over the valid region, ``(N, C)`` each,
-    and with ``return_map`` the channel-mean SSIM map ``(N, 1, H-k+1, W-k+1)``; all float64."""
+    x: Tensor, y: Tensor, window: Tensor, data_range: float, k1: float, k2: float, return_map: bool,
+    ref_index: Tensor | None = None, want_cs: bool = True,
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """Per-channel means of the SSIM and contrast-structure maps over the valid region, ``(P, C)`` each,
+    and with ``return_map`` the channel-mean SSIM map ``(P, 1, H-k+1, W-k+1)``; all float64.
+
+    ``x`` holds the references ``(R, C, H, W)``, ``y`` the distorted images ``(P, C, H, W)``; ``ref_index``
+    ``(P,)`` says which reference each distorted image is compared with (None: ``x[p]`` with ``y[p]``).
+    Without ``want_cs`` the OpenCV path skips the contrast-structure means (returned as None).
+    """
     c1 = (k1 * data_range) ** 2
     c2 = (k2 * data_range) ** 2
     if _use_opencv(x, y):
-        return _ssim_stats_opencv(x, y, window, c1, c2, return_map)
+        return _ssim_stats_opencv(x, y, ref_index, window, c1, c2, return_map, want_cs)
+    if ref_index is not None:
+        x = x.index_select(0, ref_index.to(x.device))
     # Bounded working memory: the float64 moments take ~16x the input, so batches go in chunks small
     # enough to stay in cache (per-image values do not depend on the chunking).
     per_image = x[0].numel() * 8 * 4
@@ -180,60 +200,173 @@ def _ssim_stats(
     return torch.cat(ssim_means), torch.cat(cs_means), torch.cat(maps) if return_map else None
 
 
-def _ssim_stats_opencv(
-    x: Tensor, y: Tensor, window: Tensor, c1: float, c2: float, return_map: bool
-) -> tuple[Tensor, Tensor, Tensor | None]:
-    """:func:`_ssim_stats` on the CPU with OpenCV's separable float64 filter, one strip of a plane at a time.
+#: with several threads, most distorted images one work item of the OpenCV path takes for a shared reference
+#: (more are split into several items, each filtering the reference strip again, so that threads share a
+#: one-reference batch); one thread keeps them together
+_GROUP = 8
 
-    A strip is up to :data:`_STRIP_PIXELS` output pixels (a whole 256x256 plane, 34 rows of a 1080p one)
-    plus the ``kernel_size - 1`` rows of context it needs, so its four moment maps and the SSIM arithmetic
-    stay in cache; ``cv2.sepFilter2D`` filters the strip (its border rule does not matter: only the valid
-    region is kept). Strips run on ``torch.get_num_threads()`` threads (OpenCV and NumPy release the GIL),
-    so a single video frame uses every thread too; their sums are added in a fixed order, so the thread
-    count never changes a value.
+
+def _ssim_stats_opencv(
+    x: Tensor, y: Tensor, ref_index: Tensor | None, window: Tensor, c1: float, c2: float, return_map: bool,
+    want_cs: bool,
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """:func:`_ssim_stats` on the CPU: OpenCV's separable float64 filter, one strip of a plane at a time.
+
+    A work item is one strip of one reference plane (up to :data:`_STRIP_PIXELS` output pixels: a whole
+    256x256 plane, 34 rows of a 1080p one, plus the ``kernel_size - 1`` rows of context it needs) with the
+    same strip of each distorted image compared with it, so that every map stays in cache. Per pixel:
+
+    * a reference scored against one distorted image: four filtered maps, ``G*x``, ``G*y``,
+      ``G*(x^2 + y^2) + C2`` and ``2 G*(xy) + C2`` (the constants come from the filter's ``delta`` and a
+      kernel scaled by 2, both free);
+    * a reference shared by several distorted images (``ref_index`` repeats it): ``G*x`` and
+      ``G*x^2 + C2 - (G*x)^2`` once per strip, then three maps per distorted image (``G*y``, ``G*y^2``,
+      ``2 G*(xy) + C2``): a quarter fewer filter passes and half the products.
+
+    Then ``SSIM = (2 mu_x mu_y + C1)(2 cov + C2) / ((mu_x^2 + mu_y^2 + C1)(var_x + var_y + C2))`` in
+    eleven whole-map operations into preallocated buffers (``cv2`` arithmetic on the filter's strided
+    valid region, NumPy in place). Both forms are float64 rearrangements of the same sums (they agree
+    to ~1e-16 per pixel). A distorted strip identical to its reference strip scores exactly 1 per pixel
+    without arithmetic (rounding could leave 1 - 1 ulp; 2AFC ties compare scores for equality).
+    ``cv2.sepFilter2D``'s border rule does not matter: only the valid region is read.
+
+    Items run on ``torch.get_num_threads()`` threads (OpenCV and NumPy release the GIL); their sums are
+    added in a fixed order, so the thread count never changes a value.
     """
     import cv2
     import numpy as np
 
     taps = window.detach().cpu().numpy().astype(np.float64)
+    taps2 = taps * 2.0  # exact
     r = taps.shape[0] // 2
     xs = x.detach().to(COMPUTE_DTYPE).cpu().contiguous().numpy()  # read only: may share the caller's memory
     ys = y.detach().to(COMPUTE_DTYPE).cpu().contiguous().numpy()
-    n, channels, height, width = xs.shape
+    n, channels, height, width = ys.shape
     out_h, out_w = height - 2 * r, width - 2 * r
     rows = max(1, _STRIP_PIXELS // out_w)
-    strips = [(i, c, top) for i in range(n) for c in range(channels) for top in range(0, out_h, rows)]
-    maps = np.zeros((n, 1, out_h, out_w)) if return_map else None
+    index = np.arange(n) if ref_index is None else ref_index.detach().cpu().numpy().astype(np.int64)
+    groups: dict[int, list[int]] = {}
+    for p, ref in enumerate(index.tolist()):
+        groups.setdefault(ref, []).append(p)
+    threads = torch.get_num_threads()
+    items = []
+    for ref, members in groups.items():
+        # one thread: all of a reference's images in one item (its maps filtered once); more threads: parts
+        # of at most _GROUP, as even as possible (9 -> 5 + 4). A part never changes a value: each image's
+        # arithmetic is the same in any part, and the form (shared or not) follows the whole group.
+        parts = 1 if threads == 1 else -(-len(members) // _GROUP)
+        shared = len(members) > 1
+        for k in range(parts):
+            part = members[k * len(members) // parts:(k + 1) * len(members) // parts]
+            items.extend((ref, part, shared, c, top) for c in range(channels) for top in range(0, out_h, rows))
+    items.sort(key=lambda item: -len(item[1]))  # largest first, so that threads finish together (stable)
 
-    def valid(strip):
-        return cv2.sepFilter2D(strip, cv2.CV_64F, taps, taps)[r:-r or None, r:r + out_w]
+    local = threading.local()
 
-    def one_strip(item: tuple[int, int, int]):
-        i, c, top = item
+    def buffers(strip_rows: int) -> list:
+        """Ten work arrays per thread, reused by its items (fresh ones cost page faults, ~as much as the maths)."""
+        cached = getattr(local, "buffers", None)
+        if cached is None or cached[0].shape[0] != strip_rows:
+            strip, valid = (strip_rows, width), (strip_rows - 2 * r, out_w)
+            cached = [np.empty(strip) for _ in range(5)] + [np.empty(valid) for _ in range(5)]
+            local.buffers = cached
+        return cached
+
+    def filtered(src, dst, ky=taps, delta=0.0):
+        cv2.sepFilter2D(src, cv2.CV_64F, taps, ky, dst=dst, delta=delta)
+        return dst[r:dst.shape[0] - r, r:r + out_w]
+
+    def tail(num_l, num_cs, den_l, den_cs, spare):
+        """``num_l = 2 mu_x mu_y + C1``, ``num_cs = 2 cov + C2`` and the denominators -> sums (and map)."""
+        cs_sum = None
+        if want_cs:
+            cs_sum = float(cv2.divide(num_cs, den_cs, dst=spare).sum())
+        np.multiply(num_l, num_cs, out=num_l)
+        np.multiply(den_l, den_cs, out=den_l)
+        ssim_map = cv2.divide(num_l, den_l, dst=num_l)
+        return float(ssim_map.sum()), cs_sum, ssim_map.copy() if return_map else None
+
+    def identical(a, b) -> bool:
+        return np.array_equal(a[0], b[0]) and np.array_equal(a, b)  # first row first: cheap when they differ
+
+    def one_item(item):
+        ref, members, shared, c, top = item
         bottom = min(top + rows, out_h) + 2 * r  # input rows top .. bottom - 1
-        a, b = xs[i, c, top:bottom], ys[i, c, top:bottom]
-        ssim_map, cs_map = _combine(valid(a), valid(b), valid(a * a + b * b), valid(a * b), c1, c2)
-        return float(ssim_map.sum()), float(cs_map.sum()), ssim_map if return_map else None
+        a = xs[ref, c, top:bottom]
+        product, f0, f1, f2, f3, b0, b1, b2, b3, b4 = buffers(bottom - top)
+        # identical strips: every window has l = cs = 1 exactly (the rounded arithmetic could miss by 1 ulp)
+        same = [p for p in members if identical(a, ys[p, c, top:bottom])]
+        count = float((bottom - top - 2 * r) * out_w)
+        out = [(p, count, count, np.ones((bottom - top - 2 * r, out_w)) if return_map else None) for p in same]
+        members = [p for p in members if p not in same]
+        if not members:
+            return out
+        if not shared:
+            p = members[0]
+            b = ys[p, c, top:bottom]
+            mu_x, mu_y = filtered(a, f0), filtered(b, f1)
+            np.multiply(a, a, out=product)
+            cv2.accumulateSquare(b, product)
+            e_sq = filtered(product, f2, delta=c2)  # G*(x^2 + y^2) + C2
+            np.multiply(a, b, out=product)
+            e_xy = filtered(product, f3, taps2, c2)  # 2 G*(xy) + C2
+            mu_sq = cv2.multiply(mu_x, mu_x, dst=b0)
+            cv2.accumulateProduct(mu_y, mu_y, mu_sq)  # mu_x^2 + mu_y^2
+            mu_xy2 = cv2.multiply(mu_x, mu_y, dst=b1, scale=2.0)
+            den_cs = cv2.subtract(e_sq, mu_sq, dst=b2)
+            num_cs = cv2.subtract(e_xy, mu_xy2, dst=b3)
+            np.add(mu_sq, c1, out=mu_sq)
+            np.add(mu_xy2, c1, out=mu_xy2)
+            out.append((p, *tail(mu_xy2, num_cs, mu_sq, den_cs, b4)))
+            return out
+        # shared reference: its moments once per strip
+        mu_x = filtered(a, f0)
+        two_mu_x = np.multiply(mu_x, 2.0)
+        np.multiply(a, a, out=product)
+        var_x = filtered(product, f1, delta=c2)  # G*x^2 + C2, then minus mu_x^2
+        mu_x_sq = cv2.multiply(mu_x, mu_x)
+        var_x = cv2.subtract(var_x, mu_x_sq)
+        mu_x_sq_c1 = np.add(mu_x_sq, c1, out=mu_x_sq)
+        for p in members:
+            b = ys[p, c, top:bottom]
+            mu_y = filtered(b, f0)
+            np.multiply(b, b, out=product)
+            e_yy = filtered(product, f2)
+            np.multiply(a, b, out=product)
+            e_xy = filtered(product, f3, taps2, c2)  # 2 G*(xy) + C2
+            mu_y_sq = cv2.multiply(mu_y, mu_y, dst=b0)
+            mu_xy2 = cv2.multiply(two_mu_x, mu_y, dst=b1)
+            den_cs = cv2.add(e_yy, var_x, dst=b2)
+            np.subtract(den_cs, mu_y_sq, out=den_cs)
+            num_cs = cv2.subtract(e_xy, mu_xy2, dst=b3)
+            np.add(mu_y_sq, mu_x_sq_c1, out=mu_y_sq)
+            np.add(mu_xy2, c1, out=mu_xy2)
+            out.append((p, *tail(mu_xy2, num_cs, mu_y_sq, den_cs, b4)))
+        return out
 
-    workers = min(torch.get_num_threads(), len(strips))
+    workers = min(threads, len(items))
     if workers > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(one_strip, strips))
+            results = list(pool.map(one_item, items))
     else:
-        results = [one_strip(item) for item in strips]
-    # accumulated here, in strip order: deterministic whatever the threads
+        results = [one_item(item) for item in items]
+    # accumulated here, in item order: deterministic whatever the threads
     ssim_sums = np.zeros((n, channels))
     cs_sums = np.zeros((n, channels))
-    for (i, c, top), (ssim_sum, cs_sum, strip_map) in zip(strips, results, strict=True):
-        ssim_sums[i, c] += ssim_sum
-        cs_sums[i, c] += cs_sum
-        if return_map:
-            maps[i, 0, top:top + strip_map.shape[0]] += strip_map
+    maps = np.zeros((n, 1, out_h, out_w)) if return_map else None
+    for (_, _, _, c, top), result in zip(items, results, strict=True):
+        for p, ssim_sum, cs_sum, strip_map in result:
+            ssim_sums[p, c] += ssim_sum
+            if want_cs:
+                cs_sums[p, c] += cs_sum
+            if return_map:
+                maps[p, 0, top:top + strip_map.shape[0]] += strip_map
     if return_map:
         maps /= channels
-    to = functools.partial(torch.as_tensor, dtype=COMPUTE_DTYPE, device=x.device)
+    to = functools.partial(torch.as_tensor, dtype=COMPUTE_DTYPE, device=y.device)
     count = out_h * out_w
-    return to(ssim_sums / count), to(cs_sums / count), to(maps) if return_map else None
+    return (to(ssim_sums / count), to(cs_sums / count) if want_cs else None,
+            to(maps) if return_map else None)
 
 
 def _ssim(
@@ -245,13 +378,48 @@ def _ssim(
     k1: float,
     k2: float,
     return_map: bool,
+    ref_index: Tensor | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     window = _gaussian_window(kernel_size, sigma, x.device)
-    ssim_means, _, ssim_map = _ssim_stats(x, y, window, data_range, k1, k2, return_map)
+    ssim_means, _, ssim_map = _ssim_stats(x, y, window, data_range, k1, k2, return_map, ref_index, want_cs=False)
     value = ssim_means.mean(dim=1)
     if return_map:
         return value, ssim_map
     return value
+
+
+def _check_indexed(ref: Tensor, dist: Tensor, ref_index: Tensor | None, name: str, min_side: int) -> None:
+    """:func:`check_pair`, where with ``ref_index`` ``ref`` holds ``R`` references and ``dist`` ``P`` images."""
+    if ref_index is None:
+        check_pair(ref, dist, name=name, min_side=min_side)
+        return
+    if not isinstance(ref_index, Tensor) or ref_index.dim() != 1 or ref_index.dtype.is_floating_point:
+        raise MetricInputError(f"{name}: ref_index must be a 1-D integer tensor")
+    if not isinstance(dist, Tensor) or dist.dim() != 4 or ref_index.shape[0] != dist.shape[0]:
+        raise MetricInputError(f"{name}: ref_index needs one entry per distorted image")
+    if not isinstance(ref, Tensor) or ref.dim() != 4 or ref.shape[1:] != dist.shape[1:]:
+        shape = tuple(ref.shape) if isinstance(ref, Tensor) else type(ref).__name__
+        raise MetricInputError(f"{name}: ref and dist image shapes differ: {shape} vs {tuple(dist.shape)}")
+    if ref_index.numel() and (int(ref_index.min()) < 0 or int(ref_index.max()) >= ref.shape[0]):
+        raise MetricInputError(f"{name}: ref_index out of range for {ref.shape[0]} reference(s)")
+    if len(dist):
+        check_pair(ref[:1], dist[:1], name=name, min_side=min_side)
+
+
+def ssim_runner(device: torch.device, *, key: str = "ssim", allow_unverified: bool = False, **params):
+    """Engine runner for ``ssim``/``ssim_y``/``ssim_matlab``: ``(runner, [])`` (no weights).
+
+    ``runner(ref, dist, ref_index, *, with_map=False)`` takes each distinct reference once
+    (``ref_index`` as in :func:`ssim`), so that a reference shared by several distorted images is neither
+    copied per pair nor filtered again. ``device`` and ``allow_unverified`` are unused (the engine's
+    builder signature).
+    """
+    fn = {"ssim": ssim, "ssim_y": ssim_y, "ssim_matlab": ssim_matlab}[key]
+
+    def run(ref: Tensor, dist: Tensor, ref_index: Tensor | None, *, with_map: bool = False):
+        return fn(ref, dist, return_map=with_map, ref_index=ref_index, **params)
+
+    return run, []
 
 
 def ssim(
@@ -264,6 +432,7 @@ def ssim(
     k1: float = 0.01,
     k2: float = 0.03,
     return_map: bool = False,
+    ref_index: Tensor | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """SSIM of Wang et al. (2004), computed per channel and averaged over channels.
 
@@ -280,6 +449,8 @@ def ssim(
         k1: luminance stabilising constant.
         k2: contrast stabilising constant.
         return_map: also return the SSIM map of the valid region.
+        ref_index: optional ``(P,)`` integer tensor: ``ref`` then holds ``R`` distinct references and
+            ``dist[p]`` is compared with ``ref[ref_index[p]]`` (each reference's moments are filtered once).
 
     Returns:
         ``(N,)`` float64 SSIM in ``[-1, 1]`` (1 for identical images); with ``return_map`` also the
@@ -300,8 +471,8 @@ def ssim(
         visibility to structural similarity", IEEE TIP 13(4), 2004, doi:10.1109/TIP.2003.819861.
     """
     _check_settings("ssim", data_range, kernel_size, sigma)
-    check_pair(ref, dist, name="ssim", min_side=kernel_size)
-    return _ssim(ref, dist, data_range, kernel_size, sigma, k1, k2, return_map)
+    _check_indexed(ref, dist, ref_index, "ssim", kernel_size)
+    return _ssim(ref, dist, data_range, kernel_size, sigma, k1, k2, return_map, ref_index)
 
 
 def ssim_y(
@@ -314,6 +485,7 @@ def ssim_y(
     k1: float = 0.01,
     k2: float = 0.03,
     return_map: bool = False,
+    ref_index: Tensor | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """SSIM (as :func:`ssim`) of the BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` (float, no rounding).
 
@@ -326,6 +498,7 @@ def ssim_y(
         k1: luminance stabilising constant.
         k2: contrast stabilising constant.
         return_map: also return the SSIM map of the valid region (5 px smaller on every side).
+        ref_index: optional ``(P,)``: ``dist[p]`` is compared with ``ref[ref_index[p]]`` (as :func:`ssim`).
 
     Returns:
         ``(N,)`` float64 SSIM; with ``return_map`` also the ``(N, 1, H - 10, W - 10)`` float64 map.
@@ -342,9 +515,9 @@ def ssim_y(
         Wang et al. 2004, doi:10.1109/TIP.2003.819861; METRICS.md section 2 (``luma601``).
     """
     _check_settings("ssim_y", data_range, kernel_size, sigma)
-    check_pair(ref, dist, name="ssim_y", min_side=kernel_size)
+    _check_indexed(ref, dist, ref_index, "ssim_y", kernel_size)
     x, y = luma601(ref.to(COMPUTE_DTYPE)), luma601(dist.to(COMPUTE_DTYPE))
-    return _ssim(x, y, data_range, kernel_size, sigma, k1, k2, return_map)
+    return _ssim(x, y, data_range, kernel_size, sigma, k1, k2, return_map, ref_index)
 
 
 def matlab_downsample_factor(height: int, width: int) -> int:
@@ -385,6 +558,7 @@ def ssim_matlab(
     k1: float = 0.01,
     k2: float = 0.03,
     return_map: bool = False,
+    ref_index: Tensor | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """SSIM of the luma601 after the automatic downsampling of Wang's MATLAB ``ssim.m`` (2009).
 
@@ -401,6 +575,7 @@ def ssim_matlab(
         k1: luminance stabilising constant.
         k2: contrast stabilising constant.
         return_map: also return the SSIM map of the valid region of the downsampled luma.
+        ref_index: optional ``(P,)``: ``dist[p]`` is compared with ``ref[ref_index[p]]`` (as :func:`ssim`).
 
     Returns:
         ``(N,)`` float64 SSIM; with ``return_map`` also the
@@ -418,11 +593,11 @@ def ssim_matlab(
         Wang et al. 2004, doi:10.1109/TIP.2003.819861; https://ece.uwaterloo.ca/~z70wang/research/ssim/ssim.m.
     """
     _check_settings("ssim_matlab", data_range, kernel_size, sigma)
-    check_pair(ref, dist, name="ssim_matlab", min_side=kernel_size)
+    _check_indexed(ref, dist, ref_index, "ssim_matlab", kernel_size)
     factor = matlab_downsample_factor(ref.shape[-2], ref.shape[-1])
     x = _matlab_downsample(luma601(ref.to(COMPUTE_DTYPE)), factor)
     y = _matlab_downsample(luma601(dist.to(COMPUTE_DTYPE)), factor)
-    return _ssim(x, y, data_range, kernel_size, sigma, k1, k2, return_map)
+    return _ssim(x, y, data_range, kernel_size, sigma, k1, k2, return_map, ref_index)
 
 
 def ms_ssim(
