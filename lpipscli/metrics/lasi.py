@@ -166,13 +166,85 @@ def _decay_cumsum(x: Tensor, dim: int, omega: float, powers: tuple[Tensor, Tenso
     return out
 
 
+def _cholesky_soa(mat: Tensor) -> Tensor:
+    """In place: the lower Cholesky factor of every ``k x k`` matrix of ``mat``, laid out ``(k, k, M)``.
+
+    Vectorised over the ``M`` matrices (one elementwise operation per multiply-add of the algorithm,
+    each over all matrices): the batched LAPACK calls loop over tiny matrices one by one. Only the
+    lower triangle is read and written.
+
+    Returns:
+        ``(M,)`` bool: every pivot was positive (the matrix is numerically positive definite).
+    """
+    k = mat.shape[0]
+    ok = torch.ones(mat.shape[-1], dtype=torch.bool, device=mat.device)
+    for j in range(k):
+        col = mat[j:, j]
+        for t in range(j):
+            col.addcmul_(mat[j:, t], mat[j, t], value=-1.0)
+        pivot = col[0]
+        ok &= pivot > 0
+        pivot.clamp_(min=torch.finfo(mat.dtype).tiny).sqrt_()
+        col[1:].div_(pivot)
+    return ok
+
+
+def _cholesky_solve_soa(chol: Tensor, rhs: Tensor) -> Tensor:
+    """``(L L^T)^-1 rhs`` for the factors of :func:`_cholesky_soa`; ``rhs (k, M)``, returns ``(k, M)``."""
+    k = chol.shape[0]
+    out = rhs.clone()
+    for i in range(k):
+        for t in range(i):
+            out[i].addcmul_(chol[i, t], out[t], value=-1.0)
+        out[i].div_(chol[i, i])
+    for i in reversed(range(k)):
+        for t in range(i + 1, k):
+            out[i].addcmul_(chol[t, i], out[t], value=-1.0)
+        out[i].div_(chol[i, i])
+    return out
+
+
+def _pinv_solve_soa(mat: Tensor, rhs: Tensor, rtol: float) -> Tensor:
+    """``pinv(A) @ b`` for symmetric ``A`` with JAX's cut-off: singular values ``<= rtol * s_max`` dropped.
+
+    The singular values of a symmetric matrix are its ``|eigenvalues|``. When ``A - tau I`` with ``tau =
+    rtol ||A||_F`` (times a 0.1 % margin) is positive definite, every eigenvalue exceeds ``rtol * s_max``
+    (``s_max <= ||A||_F``) and the pseudo-inverse is the inverse: a Cholesky factorisation of the shifted
+    matrix proves it (the exact test of ``lambda_min > tau``, up to a backward error ~1e-15 ``||A||``, far
+    inside the margin) and a second one of ``A`` solves. Both run vectorised over all matrices. The
+    others, where the cut-off does drop values (flat regions) or the proof fails near it, go through
+    :func:`_pinv_solve` (eigendecomposition).
+
+    Args:
+        mat: ``(k, k, M)`` symmetric float64.
+        rhs: ``(k, M)``.
+        rtol: relative cut-off.
+
+    Returns:
+        ``(k, M)``.
+    """
+    k, _, count = mat.shape
+    upper = torch.linalg.vector_norm(mat.reshape(k * k, count), dim=0)
+    shifted = mat.clone()
+    shifted.diagonal(dim1=0, dim2=1).sub_(((_CERTIFY_MARGIN * rtol) * upper)[:, None])
+    certified = _cholesky_soa(shifted)
+    del shifted
+    chol = mat.clone()
+    certified &= _cholesky_soa(chol)
+    out = _cholesky_solve_soa(chol, rhs)
+    del chol
+    rest = (~certified).nonzero().squeeze(-1)
+    if rest.numel():
+        out[:, rest] = _pinv_solve(mat[:, :, rest].permute(2, 0, 1), rhs[:, rest].T, rtol).T
+    return out
+
+
 def _pinv_solve(mat: Tensor, rhs: Tensor, rtol: float) -> Tensor:
     """:func:`_pinv_solve_serial` over ``torch.get_num_threads()`` threads on the CPU.
 
     PyTorch runs batched LAPACK calls (one tiny ``k x k`` factorisation per matrix) in a serial loop
-    whatever its thread count, and they are most of LASI's time; they release the GIL, so slices of the
-    batch run in parallel here. Every matrix is solved on its own, so the result does not depend on the
-    split.
+    whatever its thread count; they release the GIL, so slices of the batch run in parallel here. Every
+    matrix is solved on its own, so the result does not depend on the split.
     """
     workers = min(torch.get_num_threads(), mat.shape[0] // _MIN_SOLVE_SLICE)
     if mat.device.type != "cpu" or workers < 2:
@@ -187,14 +259,9 @@ def _pinv_solve(mat: Tensor, rhs: Tensor, rtol: float) -> Tensor:
 
 
 def _pinv_solve_serial(mat: Tensor, rhs: Tensor, rtol: float) -> Tensor:
-    """``pinv(mat) @ rhs`` for symmetric ``mat`` with JAX's cut-off: singular values ``<= rtol * s_max``
-    are dropped.
+    """``pinv(mat) @ rhs`` for symmetric ``mat`` through its eigendecomposition, JAX's cut-off.
 
-    The singular values of a symmetric matrix are its ``|eigenvalues|``, so ``pinv = V diag(1/lambda) V^T``
-    over the kept ones. Most matrices of natural images drop nothing, and for those the pseudo-inverse
-    is the inverse: a Cholesky factorisation gives ``A^-1`` and the certificate ``lambda_min >=
-    1/||A^-1||_F > rtol ||A||_F >= rtol lambda_max`` (with a 0.1 % margin). Only the others (flat regions,
-    failed factorisations) go through the eigendecomposition, which costs several times more.
+    ``pinv = V diag(1/lambda) V^T`` over the eigenvalues with ``|lambda| > rtol * max |lambda|``.
 
     Args:
         mat: ``(M, k, k)`` symmetric float64.
@@ -204,21 +271,12 @@ def _pinv_solve_serial(mat: Tensor, rhs: Tensor, rtol: float) -> Tensor:
     Returns:
         ``(M, k)``.
     """
-    chol, info = torch.linalg.cholesky_ex(mat)
-    inverse = torch.cholesky_inverse(chol)
-    lower = torch.linalg.matrix_norm(inverse).reciprocal()
-    upper = torch.linalg.matrix_norm(mat)
-    certified = (info == 0) & (lower > (_CERTIFY_MARGIN * rtol) * upper)
-    out = torch.einsum("mab,mb->ma", inverse, rhs)
-    rest = (~certified).nonzero().squeeze(-1)
-    if rest.numel():
-        evals, evecs = torch.linalg.eigh(mat[rest])
-        mag = evals.abs()
-        keep = mag > rtol * mag.amax(dim=-1, keepdim=True)
-        inv = torch.where(keep, evals.reciprocal(), torch.zeros_like(evals))
-        coef = torch.einsum("mab,ma->mb", evecs, rhs[rest]) * inv
-        out[rest] = torch.einsum("mab,mb->ma", evecs, coef)
-    return out
+    evals, evecs = torch.linalg.eigh(mat)
+    mag = evals.abs()
+    keep = mag > rtol * mag.amax(dim=-1, keepdim=True)
+    inv = torch.where(keep, evals.reciprocal(), torch.zeros_like(evals))
+    coef = torch.einsum("mab,ma->mb", evecs, rhs) * inv
+    return torch.einsum("mab,mb->ma", evecs, coef)
 
 
 def _embed(sums: Tensor, k: int, lam: float, rtol: float) -> Tensor:
@@ -232,20 +290,20 @@ def _embed(sums: Tensor, k: int, lam: float, rtol: float) -> Tensor:
         rtol: relative pinv cut-off.
 
     Returns:
-        ``(..., k)``: ``e = (pinv(A) b + 1e-6) / ||pinv(A) b + 1e-6||``.
+        ``(k, ...)`` (embedding axis first): ``e = (pinv(A) b + 1e-6) / ||pinv(A) b + 1e-6||``.
     """
     batch_shape = sums.shape[:-1]
-    flat = sums.reshape(-1, sums.shape[-1])
+    flat = sums.reshape(-1, sums.shape[-1]).T.contiguous()  # (features, M): one row per feature
     n_tri = k * (k + 1) // 2
     ia, ib = torch.triu_indices(k, k, device=sums.device)
     position = torch.empty(k, k, dtype=torch.long, device=sums.device)
     position[ia, ib] = torch.arange(n_tri, device=sums.device)
     position[ib, ia] = torch.arange(n_tri, device=sums.device)
-    mat = flat[:, position.reshape(-1)].reshape(-1, k, k)
-    mat.diagonal(dim1=-2, dim2=-1).add_(lam)
-    params = _pinv_solve(mat, flat[:, n_tri:], rtol) + _PARAM_OFFSET
-    params = params / torch.linalg.vector_norm(params, dim=-1, keepdim=True)
-    return params.reshape(*batch_shape, k)
+    mat = flat[position.reshape(-1)].reshape(k, k, -1)
+    mat.diagonal(dim1=0, dim2=1).add_(lam)
+    params = _pinv_solve_soa(mat, flat[n_tri:], rtol).add_(_PARAM_OFFSET)
+    params.div_(torch.linalg.vector_norm(params, dim=0, keepdim=True))
+    return params.reshape(k, *batch_shape)
 
 
 def lasi(ref: Tensor, dist: Tensor, *, k: int = 10, ols_regularization_coef: float = 1.0) -> Tensor:
@@ -380,7 +438,7 @@ def _lasi_sums(ref: Tensor, dist: Tensor, k: int, coef: float) -> Tensor:
 
         emb = _embed(sums, k, lam, rtol)
         del sums
-        gaps = torch.linalg.vector_norm(emb[:batch] - emb[batch:], dim=-1)
+        gaps = torch.linalg.vector_norm(emb[:, :batch] - emb[:, batch:], dim=0)
         total += gaps.reshape(batch, -1).sum(-1)
 
     return total
