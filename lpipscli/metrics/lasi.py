@@ -37,6 +37,10 @@ _SCALE = 255.0
 _PARAM_OFFSET = 1e-6
 #: Safety factor on the certificate that no singular value falls below the pinv cut-off.
 _CERTIFY_MARGIN = 1.001
+#: Block power iterations in :func:`_low_rank_solve` (each gains a factor ~``rtol`` where it applies).
+_POWER_STEPS = 4
+#: Largest eigen-residual :func:`_low_rank_solve` accepts, in units of ``eps ||A||_F``.
+_RESIDUAL_EPS = 64.0
 #: Image elements (rows x W x C) per block of rows. The working set (about 70 float64 features per
 #: element, a few arrays of them, for each image of the batch) then stays in cache on a CPU; on a GPU
 #: larger blocks mean fewer kernel launches. Results do not depend on the batch composition.
@@ -204,21 +208,22 @@ def _cholesky_solve_soa(chol: Tensor, rhs: Tensor) -> Tensor:
     return out
 
 
-def _pinv_solve_soa(mat: Tensor, rhs: Tensor, rtol: float) -> Tensor:
+def _pinv_solve_soa(mat: Tensor, rhs: Tensor, rtol: float, *, positive: bool) -> Tensor:
     """``pinv(A) @ b`` for symmetric ``A`` with JAX's cut-off: singular values ``<= rtol * s_max`` dropped.
 
     The singular values of a symmetric matrix are its ``|eigenvalues|``. When ``A - tau I`` with ``tau =
     rtol ||A||_F`` (times a 0.1 % margin) is positive definite, every eigenvalue exceeds ``rtol * s_max``
     (``s_max <= ||A||_F``) and the pseudo-inverse is the inverse: a Cholesky factorisation of the shifted
     matrix proves it (the exact test of ``lambda_min > tau``, up to a backward error ~1e-15 ``||A||``, far
-    inside the margin) and a second one of ``A`` solves. Both run vectorised over all matrices. The
-    others, where the cut-off does drop values (flat regions) or the proof fails near it, go through
-    :func:`_pinv_solve` (eigendecomposition).
+    inside the margin) and a second one of ``A`` solves. Both run vectorised over all matrices. Of the
+    others, those where the cut-off keeps only the top eigenvalue (uniform regions) are solved and proven
+    by :func:`_low_rank_solve`; the rest go through :func:`_pinv_solve` (eigendecomposition).
 
     Args:
         mat: ``(k, k, M)`` symmetric float64.
         rhs: ``(k, M)``.
         rtol: relative cut-off.
+        positive: every matrix is positive definite (a positive ridge term on a Gram matrix).
 
     Returns:
         ``(k, M)``.
@@ -234,9 +239,90 @@ def _pinv_solve_soa(mat: Tensor, rhs: Tensor, rtol: float) -> Tensor:
     out = _cholesky_solve_soa(chol, rhs)
     del chol
     rest = (~certified).nonzero().squeeze(-1)
+    if not rest.numel():
+        return out
+    rest_mat = mat[:, :, rest].permute(2, 0, 1).contiguous()
+    rest_rhs = rhs[:, rest].T.contiguous()
+    if positive and k > 1:
+        # Rank one kept needs trace(A) = lambda_1 + (the dropped ones) <= (1 + (k-1) rtol) lambda_1, and
+        # lambda_1 <= ||A||_F: a free filter that leaves out the matrices with several kept eigenvalues.
+        trace = rest_mat.diagonal(dim1=1, dim2=2).sum(-1)
+        maybe = (trace <= (1.0 + (k - 1) * rtol) * (1.0 + 1e-12) * upper[rest]).nonzero().squeeze(-1)
+        if maybe.numel():
+            low, solved = _low_rank_solve(rest_mat[maybe], rest_rhs[maybe], rtol, 1, upper[rest[maybe]])
+            out[:, rest[maybe[solved]]] = low[solved].T
+            left = torch.ones_like(rest, dtype=torch.bool)
+            left[maybe[solved]] = False
+            rest, rest_mat, rest_rhs = rest[left], rest_mat[left], rest_rhs[left]
     if rest.numel():
-        out[:, rest] = _pinv_solve(mat[:, :, rest].permute(2, 0, 1), rhs[:, rest].T, rtol).T
+        out[:, rest] = _pinv_solve(rest_mat, rest_rhs, rtol).T
     return out
+
+
+def _low_rank_solve(mat: Tensor, rhs: Tensor, rtol: float, rank: int, upper: Tensor) -> tuple[Tensor, Tensor]:
+    """``pinv(A) @ b`` where the cut-off keeps exactly the ``rank`` largest eigenvalues, proven per matrix.
+
+    Uniform regions give such matrices: there every neighbourhood vector is the same per channel, so
+    ``A`` is a rank-``C`` Gram matrix (rank one for gray or equal channels) plus the ridge, and the
+    cut-off drops the rest. Block power iteration from the first ``rank`` columns of ``A`` gives an
+    orthonormal ``X (k, rank)``; it converges at the rate ``lambda_{rank+1} / lambda_rank``, below the
+    cut-off ratio ~1e-5 where this applies. With ``H = X^T A X`` the result ``X H^-1 X^T b`` is the
+    truncated pseudo-inverse's when (``tau = rtol ||A||_F``, a 0.1 % margin ``m``):
+
+    * the residual ``rho = ||A X - X H||_F <= 64 eps ||A||_F`` (what a backward-stable eigensolver
+      reaches);
+    * ``H - (2 m tau + rho) I`` is positive definite (Cholesky): ``rank`` eigenvalues of ``A`` lie within
+      ``rho`` of those of ``H`` (Kahan), so above ``2 m tau >= 2 m rtol s_max``: kept;
+    * ``E = A - X H X^T`` has every eigenvalue under ``rtol max(diag H) / m <= rtol s_max / m``
+      (Cholesky of the difference): ``A`` is ``E`` plus a positive semi-definite rank-``rank`` term, so
+      ``lambda_{rank+1}(A) <= lambda_1(E)``: every other eigenvalue is dropped.
+
+    The gap between the two sides is then at least ``tau``, so ``X`` spans the kept eigenvectors to
+    ``rho / tau <= 64 eps / rtol`` (6e-10 for ``k = 10``; in practice ~1e-15). ``A`` must be positive
+    definite (``|lambda| = lambda``): the caller checks ``lambda > 0``.
+
+    Args:
+        mat: ``(M, k, k)`` symmetric positive definite float64.
+        rhs: ``(M, k)``.
+        rtol: relative cut-off.
+        rank: number of eigenvalues to keep.
+        upper: ``(M,)`` Frobenius norms of ``mat``.
+
+    Returns:
+        ``(M, k)`` solutions and ``(M,)`` bool, True where every proof holds (elsewhere the value is
+        meaningless).
+    """
+    basis = mat[:, :, :rank]
+    for _ in range(_POWER_STEPS):
+        basis = _orthonormal_columns(torch.bmm(mat, basis))
+    image = torch.bmm(mat, basis)
+    proj = torch.bmm(basis.transpose(1, 2), image)
+    proj = (proj + proj.transpose(1, 2)) / 2
+    residual = torch.linalg.vector_norm((image - torch.bmm(basis, proj)).flatten(1), dim=1)
+    solved = residual <= _RESIDUAL_EPS * torch.finfo(mat.dtype).eps * upper
+    top = proj.diagonal(dim1=1, dim2=2).amax(dim=1)
+    rest = torch.bmm(torch.bmm(basis, proj), basis.transpose(1, 2)).sub_(mat).permute(1, 2, 0).contiguous()
+    # (copies: .contiguous() of a (M, 1, 1) tensor would be a view, and the factorisations work in place)
+    kept_chol = proj.permute(1, 2, 0).clone(memory_format=torch.contiguous_format)
+    solved &= _cholesky_soa(kept_chol)
+    kept = proj.permute(1, 2, 0).clone(memory_format=torch.contiguous_format)
+    kept.diagonal(dim1=0, dim2=1).sub_((2 * _CERTIFY_MARGIN * rtol * upper + residual)[:, None])
+    solved &= _cholesky_soa(kept)
+    rest.diagonal(dim1=0, dim2=1).add_(((rtol / _CERTIFY_MARGIN) * top)[:, None])
+    solved &= _cholesky_soa(rest)
+    coef = _cholesky_solve_soa(kept_chol, torch.bmm(basis.transpose(1, 2), rhs[:, :, None])[:, :, 0].T)
+    return torch.bmm(basis, coef.T[:, :, None])[:, :, 0], solved
+
+
+def _orthonormal_columns(basis: Tensor) -> Tensor:
+    """Gram-Schmidt, twice, on the columns of every ``(k, r)`` matrix of ``basis (M, k, r)``."""
+    cols = [basis[:, :, j] for j in range(basis.shape[-1])]
+    for j in range(len(cols)):
+        for _ in range(2):
+            for i in range(j):
+                cols[j] = cols[j] - (cols[i] * cols[j]).sum(-1, keepdim=True) * cols[i]
+        cols[j] = cols[j] / torch.linalg.vector_norm(cols[j], dim=-1, keepdim=True)
+    return torch.stack(cols, dim=-1)
 
 
 def _pinv_solve(mat: Tensor, rhs: Tensor, rtol: float) -> Tensor:
@@ -301,7 +387,7 @@ def _embed(sums: Tensor, k: int, lam: float, rtol: float) -> Tensor:
     position[ib, ia] = torch.arange(n_tri, device=sums.device)
     mat = flat[position.reshape(-1)].reshape(k, k, -1)
     mat.diagonal(dim1=0, dim2=1).add_(lam)
-    params = _pinv_solve_soa(mat, flat[n_tri:], rtol).add_(_PARAM_OFFSET)
+    params = _pinv_solve_soa(mat, flat[n_tri:], rtol, positive=lam > 0).add_(_PARAM_OFFSET)
     params.div_(torch.linalg.vector_norm(params, dim=0, keepdim=True))
     return params.reshape(k, *batch_shape)
 
