@@ -37,9 +37,9 @@ _SCALE = 255.0
 _PARAM_OFFSET = 1e-6
 #: Safety factor on the certificate that no singular value falls below the pinv cut-off.
 _CERTIFY_MARGIN = 1.001
-#: Block power iterations in :func:`_low_rank_solve` (each gains a factor ~``rtol`` where it applies).
+#: Power iterations in :func:`_rank_one_solve` (each gains a factor ~``rtol`` where it applies).
 _POWER_STEPS = 4
-#: Largest eigen-residual :func:`_low_rank_solve` accepts, in units of ``eps ||A||_F``.
+#: Largest eigen-residual :func:`_rank_one_solve` accepts, in units of ``eps ||A||_F``.
 _RESIDUAL_EPS = 64.0
 #: Image elements (rows x W x C) per block of rows. The working set (about 70 float64 features per
 #: element, a few arrays of them, for each image of the batch) then stays in cache on a CPU; on a GPU
@@ -208,121 +208,139 @@ def _cholesky_solve_soa(chol: Tensor, rhs: Tensor) -> Tensor:
     return out
 
 
-def _pinv_solve_soa(mat: Tensor, rhs: Tensor, rtol: float, *, positive: bool) -> Tensor:
-    """``pinv(A) @ b`` for symmetric ``A`` with JAX's cut-off: singular values ``<= rtol * s_max`` dropped.
+def _triangle_positions(k: int, device: torch.device) -> Tensor:
+    """``(k, k)`` long: row of entry ``(a, b)`` in the packed upper triangle (row by row), both halves."""
+    ia, ib = torch.triu_indices(k, k, device=device)
+    position = torch.empty(k, k, dtype=torch.long, device=device)
+    position[ia, ib] = torch.arange(ia.numel(), device=device)
+    position[ib, ia] = torch.arange(ia.numel(), device=device)
+    return position
 
-    The singular values of a symmetric matrix are its ``|eigenvalues|``. When ``A - tau I`` with ``tau =
-    rtol ||A||_F`` (times a 0.1 % margin) is positive definite, every eigenvalue exceeds ``rtol * s_max``
-    (``s_max <= ||A||_F``) and the pseudo-inverse is the inverse: a Cholesky factorisation of the shifted
-    matrix proves it (the exact test of ``lambda_min > tau``, up to a backward error ~1e-15 ``||A||``, far
-    inside the margin) and a second one of ``A`` solves. Both run vectorised over all matrices. Of the
-    others, those where the cut-off keeps only the top eigenvalue (uniform regions) are solved and proven
-    by :func:`_low_rank_solve`; the rest go through :func:`_pinv_solve` (eigendecomposition).
+
+def _lower_matrices(tri: Tensor, position: Tensor, diagonal: Tensor | float) -> Tensor:
+    """``(k, k, M)`` whose lower triangle is the packed ``tri (k(k+1)/2, M)`` plus ``diagonal`` on the
+    diagonal (a scalar or ``(M,)``); the strict upper triangle is left unset (never read)."""
+    k = position.shape[0]
+    il, jl = torch.tril_indices(k, k, device=tri.device)
+    out = tri.new_empty(k, k, tri.shape[-1])
+    out[il, jl] = tri[position[il, jl]]
+    diag = out.diagonal(dim1=0, dim2=1)
+    diag += diagonal[:, None] if isinstance(diagonal, Tensor) else diagonal
+    return out
+
+
+def _pinv_solve_packed(packed: Tensor, k: int, lam: float, rtol: float) -> Tensor:
+    """``pinv(A) @ b`` for every element, with JAX's cut-off: singular values ``<= rtol * s_max`` dropped.
+
+    ``A = G + lam I`` is symmetric and its singular values are its ``|eigenvalues|``. Three paths, each
+    proven per matrix, the cheaper first:
+
+    1. When ``A - tau I`` with ``tau = rtol ||A||_F`` (times a 0.1 % margin) is positive definite,
+       every eigenvalue exceeds ``rtol * s_max`` (``s_max <= ||A||_F``) and the pseudo-inverse is the
+       inverse: a Cholesky factorisation of the shifted matrix proves it (the exact test of
+       ``lambda_min > tau``, up to a backward error ~1e-15 ``||A||``, far inside the margin) and a
+       second one of ``A`` solves. Both run vectorised over all matrices (textured content: nearly all).
+    2. Where the cut-off keeps only the top eigenvalue (uniform gray regions, or equal channels):
+       :func:`_rank_one_solve`.
+    3. The rest (flat or smooth regions with several kept eigenvalues, or values near the cut-off):
+       :func:`_pinv_solve` (eigendecomposition, ~10 us per matrix).
 
     Args:
-        mat: ``(k, k, M)`` symmetric float64.
-        rhs: ``(k, M)``.
+        packed: ``(k(k+1)/2 + k, M)`` float64: the upper triangle of ``G`` (row by row), then ``b``.
+        k: neighbourhood size.
+        lam: ridge term added to the diagonal.
         rtol: relative cut-off.
-        positive: every matrix is positive definite (a positive ridge term on a Gram matrix).
 
     Returns:
         ``(k, M)``.
     """
-    k, _, count = mat.shape
-    upper = torch.linalg.vector_norm(mat.reshape(k * k, count), dim=0)
-    shifted = mat.clone()
-    shifted.diagonal(dim1=0, dim2=1).sub_(((_CERTIFY_MARGIN * rtol) * upper)[:, None])
+    n_tri = k * (k + 1) // 2
+    tri, rhs = packed[:n_tri], packed[n_tri:]
+    position = _triangle_positions(k, packed.device)
+    ia, ib = torch.triu_indices(k, k, 1, device=packed.device)
+    diag = tri[position.diagonal()] + lam
+    upper = (diag.square().sum(0) + 2 * tri[position[ia, ib]].square().sum(0)).sqrt_()  # ||A||_F
+    del diag
+    shifted = _lower_matrices(tri, position, lam - (_CERTIFY_MARGIN * rtol) * upper)
     certified = _cholesky_soa(shifted)
     del shifted
-    chol = mat.clone()
+    chol = _lower_matrices(tri, position, lam)
     certified &= _cholesky_soa(chol)
     out = _cholesky_solve_soa(chol, rhs)
     del chol
     rest = (~certified).nonzero().squeeze(-1)
     if not rest.numel():
         return out
-    rest_mat = mat[:, :, rest].permute(2, 0, 1).contiguous()
-    rest_rhs = rhs[:, rest].T.contiguous()
-    if positive and k > 1:
+    rest_mat = tri[:, rest][position.reshape(-1)].reshape(k, k, -1)
+    rest_mat.diagonal(dim1=0, dim2=1).add_(lam)
+    rest_rhs = rhs[:, rest]
+    if lam > 0 and k > 1:
         # Rank one kept needs trace(A) = lambda_1 + (the dropped ones) <= (1 + (k-1) rtol) lambda_1, and
         # lambda_1 <= ||A||_F: a free filter that leaves out the matrices with several kept eigenvalues.
-        trace = rest_mat.diagonal(dim1=1, dim2=2).sum(-1)
-        maybe = (trace <= (1.0 + (k - 1) * rtol) * (1.0 + 1e-12) * upper[rest]).nonzero().squeeze(-1)
-        if maybe.numel():
-            low, solved = _low_rank_solve(rest_mat[maybe], rest_rhs[maybe], rtol, 1, upper[rest[maybe]])
-            out[:, rest[maybe[solved]]] = low[solved].T
-            left = torch.ones_like(rest, dtype=torch.bool)
-            left[maybe[solved]] = False
-            rest, rest_mat, rest_rhs = rest[left], rest_mat[left], rest_rhs[left]
+        trace = rest_mat.diagonal(dim1=0, dim2=1).sum(-1)
+        maybe = trace <= (1.0 + (k - 1) * rtol) * (1.0 + 1e-12) * upper[rest]
+        if maybe.any():
+            one, solved = _rank_one_solve(rest_mat[:, :, maybe], rest_rhs[:, maybe], rtol, upper[rest[maybe]])
+            out[:, rest[maybe][solved]] = one[:, solved]
+            left = ~maybe
+            left[maybe.nonzero().squeeze(-1)[~solved]] = True
+            rest, rest_mat, rest_rhs = rest[left], rest_mat[:, :, left], rest_rhs[:, left]
     if rest.numel():
-        out[:, rest] = _pinv_solve(rest_mat, rest_rhs, rtol).T
+        out[:, rest] = _pinv_solve(rest_mat.permute(2, 0, 1), rest_rhs.T, rtol).T
     return out
 
 
-def _low_rank_solve(mat: Tensor, rhs: Tensor, rtol: float, rank: int, upper: Tensor) -> tuple[Tensor, Tensor]:
-    """``pinv(A) @ b`` where the cut-off keeps exactly the ``rank`` largest eigenvalues, proven per matrix.
+def _matvec_soa(mat: Tensor, vec: Tensor) -> Tensor:
+    """``A x`` for every ``(k, k)`` matrix of ``mat (k, k, M)`` and ``vec (k, M)``."""
+    out = mat[:, 0] * vec[0]
+    for b in range(1, mat.shape[1]):
+        out.addcmul_(mat[:, b], vec[b])
+    return out
 
-    Uniform regions give such matrices: there every neighbourhood vector is the same per channel, so
-    ``A`` is a rank-``C`` Gram matrix (rank one for gray or equal channels) plus the ridge, and the
-    cut-off drops the rest. Block power iteration from the first ``rank`` columns of ``A`` gives an
-    orthonormal ``X (k, rank)``; it converges at the rate ``lambda_{rank+1} / lambda_rank``, below the
-    cut-off ratio ~1e-5 where this applies. With ``H = X^T A X`` the result ``X H^-1 X^T b`` is the
-    truncated pseudo-inverse's when (``tau = rtol ||A||_F``, a 0.1 % margin ``m``):
 
-    * the residual ``rho = ||A X - X H||_F <= 64 eps ||A||_F`` (what a backward-stable eigensolver
-      reaches);
-    * ``H - (2 m tau + rho) I`` is positive definite (Cholesky): ``rank`` eigenvalues of ``A`` lie within
-      ``rho`` of those of ``H`` (Kahan), so above ``2 m tau >= 2 m rtol s_max``: kept;
-    * ``E = A - X H X^T`` has every eigenvalue under ``rtol max(diag H) / m <= rtol s_max / m``
-      (Cholesky of the difference): ``A`` is ``E`` plus a positive semi-definite rank-``rank`` term, so
-      ``lambda_{rank+1}(A) <= lambda_1(E)``: every other eigenvalue is dropped.
+def _rank_one_solve(mat: Tensor, rhs: Tensor, rtol: float, upper: Tensor) -> tuple[Tensor, Tensor]:
+    """``pinv(A) @ b`` where the cut-off keeps only the largest eigenvalue, proven per matrix.
 
-    The gap between the two sides is then at least ``tau``, so ``X`` spans the kept eigenvectors to
-    ``rho / tau <= 64 eps / rtol`` (6e-10 for ``k = 10``; in practice ~1e-15). ``A`` must be positive
-    definite (``|lambda| = lambda``): the caller checks ``lambda > 0``.
+    Uniform gray regions (or regions with equal channels) give such matrices: every neighbourhood vector
+    there is the same, so ``A`` is a rank-one Gram matrix plus the ridge, and the cut-off drops the rest.
+    Power iteration from ``A 1`` gives a unit ``x`` and ``mu = x^T A x``; it converges at the rate
+    ``lambda_2 / lambda_1 <= rtol`` (~1e-5) where this applies. The result ``x (x^T b) / mu`` is the
+    truncated pseudo-inverse's when (``tau = rtol ||A||_F``, ``m`` the 0.1 % margin):
+
+    * the residual ``rho = ||A x - mu x|| <= 64 eps ||A||_F`` (what a backward-stable eigensolver
+      reaches), so an eigenvalue of ``A`` lies within ``rho`` of ``mu``;
+    * ``mu > 2 m tau + rho``: that eigenvalue is kept;
+    * ``E = A - mu x x^T`` has every eigenvalue under ``rtol mu / m <= rtol s_max / m``, proven by a
+      Cholesky factorisation of ``rtol mu / m I - E``. ``A = E + mu x x^T`` is a positive rank-one
+      update of ``E``, so ``lambda_2(A) <= lambda_1(E)``: every other eigenvalue is dropped.
+
+    The gap between the two sides is then at least ``tau``, so ``x`` is the top eigenvector to ``rho /
+    tau <= 64 eps / rtol`` (6e-10 for ``k = 10``; in practice ~1e-15). ``A`` must be positive definite
+    (``|lambda| = lambda``): the caller checks ``lam > 0``.
 
     Args:
-        mat: ``(M, k, k)`` symmetric positive definite float64.
-        rhs: ``(M, k)``.
+        mat: ``(k, k, M)`` symmetric positive definite float64 (both triangles).
+        rhs: ``(k, M)``.
         rtol: relative cut-off.
-        rank: number of eigenvalues to keep.
-        upper: ``(M,)`` Frobenius norms of ``mat``.
+        upper: ``(M,)`` Frobenius norms of the matrices.
 
     Returns:
-        ``(M, k)`` solutions and ``(M,)`` bool, True where every proof holds (elsewhere the value is
+        ``(k, M)`` solutions and ``(M,)`` bool, True where every proof holds (elsewhere the value is
         meaningless).
     """
-    basis = mat[:, :, :rank]
+    vec = mat.sum(1)
     for _ in range(_POWER_STEPS):
-        basis = _orthonormal_columns(torch.bmm(mat, basis))
-    image = torch.bmm(mat, basis)
-    proj = torch.bmm(basis.transpose(1, 2), image)
-    proj = (proj + proj.transpose(1, 2)) / 2
-    residual = torch.linalg.vector_norm((image - torch.bmm(basis, proj)).flatten(1), dim=1)
+        vec = _matvec_soa(mat, vec / torch.linalg.vector_norm(vec, dim=0))
+    vec = vec / torch.linalg.vector_norm(vec, dim=0)
+    image = _matvec_soa(mat, vec)
+    top = (vec * image).sum(0)
+    residual = torch.linalg.vector_norm(image.sub_(top * vec), dim=0)
     solved = residual <= _RESIDUAL_EPS * torch.finfo(mat.dtype).eps * upper
-    top = proj.diagonal(dim1=1, dim2=2).amax(dim=1)
-    rest = torch.bmm(torch.bmm(basis, proj), basis.transpose(1, 2)).sub_(mat).permute(1, 2, 0).contiguous()
-    # (copies: .contiguous() of a (M, 1, 1) tensor would be a view, and the factorisations work in place)
-    kept_chol = proj.permute(1, 2, 0).clone(memory_format=torch.contiguous_format)
-    solved &= _cholesky_soa(kept_chol)
-    kept = proj.permute(1, 2, 0).clone(memory_format=torch.contiguous_format)
-    kept.diagonal(dim1=0, dim2=1).sub_((2 * _CERTIFY_MARGIN * rtol * upper + residual)[:, None])
-    solved &= _cholesky_soa(kept)
-    rest.diagonal(dim1=0, dim2=1).add_(((rtol / _CERTIFY_MARGIN) * top)[:, None])
-    solved &= _cholesky_soa(rest)
-    coef = _cholesky_solve_soa(kept_chol, torch.bmm(basis.transpose(1, 2), rhs[:, :, None])[:, :, 0].T)
-    return torch.bmm(basis, coef.T[:, :, None])[:, :, 0], solved
-
-
-def _orthonormal_columns(basis: Tensor) -> Tensor:
-    """Gram-Schmidt, twice, on the columns of every ``(k, r)`` matrix of ``basis (M, k, r)``."""
-    cols = [basis[:, :, j] for j in range(basis.shape[-1])]
-    for j in range(len(cols)):
-        for _ in range(2):
-            for i in range(j):
-                cols[j] = cols[j] - (cols[i] * cols[j]).sum(-1, keepdim=True) * cols[i]
-        cols[j] = cols[j] / torch.linalg.vector_norm(cols[j], dim=-1, keepdim=True)
-    return torch.stack(cols, dim=-1)
+    solved &= top > 2 * _CERTIFY_MARGIN * rtol * upper + residual
+    bound = torch.sub(vec[:, None] * (vec * top)[None, :], mat)
+    bound.diagonal(dim1=0, dim2=1).add_(((rtol / _CERTIFY_MARGIN) * top)[:, None])
+    solved &= _cholesky_soa(bound)
+    return vec * ((vec * rhs).sum(0) / top), solved
 
 
 def _pinv_solve(mat: Tensor, rhs: Tensor, rtol: float) -> Tensor:
@@ -379,15 +397,8 @@ def _embed(sums: Tensor, k: int, lam: float, rtol: float) -> Tensor:
         ``(k, ...)`` (embedding axis first): ``e = (pinv(A) b + 1e-6) / ||pinv(A) b + 1e-6||``.
     """
     batch_shape = sums.shape[:-1]
-    flat = sums.reshape(-1, sums.shape[-1]).T.contiguous()  # (features, M): one row per feature
-    n_tri = k * (k + 1) // 2
-    ia, ib = torch.triu_indices(k, k, device=sums.device)
-    position = torch.empty(k, k, dtype=torch.long, device=sums.device)
-    position[ia, ib] = torch.arange(n_tri, device=sums.device)
-    position[ib, ia] = torch.arange(n_tri, device=sums.device)
-    mat = flat[position.reshape(-1)].reshape(k, k, -1)
-    mat.diagonal(dim1=0, dim2=1).add_(lam)
-    params = _pinv_solve_soa(mat, flat[n_tri:], rtol, positive=lam > 0).add_(_PARAM_OFFSET)
+    packed = sums.reshape(-1, sums.shape[-1]).T.contiguous()  # one row per feature: vectorised solves
+    params = _pinv_solve_packed(packed, k, lam, rtol).add_(_PARAM_OFFSET)
     params.div_(torch.linalg.vector_norm(params, dim=0, keepdim=True))
     return params.reshape(k, *batch_shape)
 
