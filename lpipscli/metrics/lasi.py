@@ -259,7 +259,7 @@ def _pinv_solve_packed(packed: Tensor, k: int, lam: float, rtol: float) -> Tenso
     position = _triangle_positions(k, packed.device)
     ia, ib = torch.triu_indices(k, k, 1, device=packed.device)
     diag = tri[position.diagonal()] + lam
-    upper = (diag.square().sum(0) + 2 * tri[position[ia, ib]].square().sum(0)).sqrt_()  # ||A||_F
+    upper = _dot_rows(diag, diag).add_(_dot_rows(off := tri[position[ia, ib]], off), alpha=2.0).sqrt_()  # ||A||_F
     del diag
     shifted = _lower_matrices(tri, position, lam - (_CERTIFY_MARGIN * rtol) * upper)
     certified = _cholesky_soa(shifted)
@@ -287,6 +287,15 @@ def _pinv_solve_packed(packed: Tensor, k: int, lam: float, rtol: float) -> Tenso
             rest, rest_mat, rest_rhs = rest[left], rest_mat[:, :, left], rest_rhs[:, left]
     if rest.numel():
         out[:, rest] = _pinv_solve(rest_mat.permute(2, 0, 1), rest_rhs.T, rtol).T
+    return out
+
+
+def _dot_rows(x: Tensor, y: Tensor) -> Tensor:
+    """``sum_i x[i] * y[i]`` over the first axis, as a chain of fused multiply-adds (a reduction over a
+    short leading axis is several times slower in PyTorch)."""
+    out = x[0] * y[0]
+    for i in range(1, x.shape[0]):
+        out.addcmul_(x[i], y[i])
     return out
 
 
@@ -328,19 +337,20 @@ def _rank_one_solve(mat: Tensor, rhs: Tensor, rtol: float, upper: Tensor) -> tup
         ``(k, M)`` solutions and ``(M,)`` bool, True where every proof holds (elsewhere the value is
         meaningless).
     """
-    vec = mat.sum(1)
+    vec = _matvec_soa(mat, torch.ones_like(rhs))
     for _ in range(_POWER_STEPS):
-        vec = _matvec_soa(mat, vec / torch.linalg.vector_norm(vec, dim=0))
-    vec = vec / torch.linalg.vector_norm(vec, dim=0)
+        vec = _matvec_soa(mat, vec / _dot_rows(vec, vec).sqrt_())
+    vec = vec / _dot_rows(vec, vec).sqrt_()
     image = _matvec_soa(mat, vec)
-    top = (vec * image).sum(0)
-    residual = torch.linalg.vector_norm(image.sub_(top * vec), dim=0)
+    top = _dot_rows(vec, image)
+    image.sub_(top * vec)
+    residual = _dot_rows(image, image).sqrt_()
     solved = residual <= _RESIDUAL_EPS * torch.finfo(mat.dtype).eps * upper
     solved &= top > 2 * _CERTIFY_MARGIN * rtol * upper + residual
     bound = torch.sub(vec[:, None] * (vec * top)[None, :], mat)
     bound.diagonal(dim1=0, dim2=1).add_(((rtol / _CERTIFY_MARGIN) * top)[:, None])
     solved &= _cholesky_soa(bound)
-    return vec * ((vec * rhs).sum(0) / top), solved
+    return vec * (_dot_rows(vec, rhs) / top), solved
 
 
 def _pinv_solve(mat: Tensor, rhs: Tensor, rtol: float) -> Tensor:
@@ -399,7 +409,7 @@ def _embed(sums: Tensor, k: int, lam: float, rtol: float) -> Tensor:
     batch_shape = sums.shape[:-1]
     packed = sums.reshape(-1, sums.shape[-1]).T.contiguous()  # one row per feature: vectorised solves
     params = _pinv_solve_packed(packed, k, lam, rtol).add_(_PARAM_OFFSET)
-    params.div_(torch.linalg.vector_norm(params, dim=0, keepdim=True))
+    params.div_(_dot_rows(params, params).sqrt_())
     return params.reshape(k, *batch_shape)
 
 
@@ -535,7 +545,8 @@ def _lasi_sums(ref: Tensor, dist: Tensor, k: int, coef: float) -> Tensor:
 
         emb = _embed(sums, k, lam, rtol)
         del sums
-        gaps = torch.linalg.vector_norm(emb[:, :batch] - emb[:, batch:], dim=0)
+        diff = emb[:, :batch] - emb[:, batch:]
+        gaps = _dot_rows(diff, diff).sqrt_()
         total += gaps.reshape(batch, -1).sum(-1)
 
     return total
