@@ -219,11 +219,12 @@ def _triangle_positions(k: int, device: torch.device) -> Tensor:
     return position
 
 
-def _lower_matrices(tri: Tensor, position: Tensor, diagonal: Tensor | float) -> Tensor:
+def _lower_matrices(tri: Tensor, position: Tensor, diagonal: Tensor | float, *, out: Tensor | None = None) -> Tensor:
     """``(k, k, M)`` whose lower triangle is the packed ``tri (k(k+1)/2, M)`` plus ``diagonal`` on the
-    diagonal (a scalar or ``(M,)``); the strict upper triangle is left unset (never read)."""
+    diagonal (a scalar or ``(M,)``); the strict upper triangle is left unset (never read). Written into
+    ``out`` when given."""
     k = position.shape[0]
-    out = tri.new_empty(k, k, tri.shape[-1])
+    out = tri.new_empty(k, k, tri.shape[-1]) if out is None else out
     for i, row in enumerate(position.tolist()):
         for j in range(i + 1):
             out[i, j].copy_(tri[row[j]])
@@ -260,14 +261,16 @@ def _pinv_solve_packed(packed: Tensor, k: int, lam: float, rtol: float) -> Tenso
     n_tri = k * (k + 1) // 2
     tri, rhs = packed[:n_tri], packed[n_tri:]
     position = _triangle_positions(k, packed.device)
-    ia, ib = torch.triu_indices(k, k, 1, device=packed.device)
-    diag = tri[position.diagonal()] + lam
-    upper = _dot_rows(diag, diag).add_(_dot_rows(off := tri[position[ia, ib]], off), alpha=2.0).sqrt_()  # ||A||_F
-    del diag
-    shifted = _lower_matrices(tri, position, lam - (_CERTIFY_MARGIN * rtol) * upper)
-    certified = _cholesky_soa(shifted)
-    del shifted
-    chol = _lower_matrices(tri, position, lam)
+    upper = torch.zeros_like(tri[0])  # ||A||_F, without copying rows
+    for a, row in enumerate(position.tolist()):
+        for b in range(a, k):
+            entry = tri[row[b]] + lam if a == b else tri[row[b]]
+            upper.addcmul_(entry, entry, value=1.0 if a == b else 2.0)
+    upper.sqrt_()
+    # one buffer for both factorisations: a fresh one costs page faults as large as the copy itself
+    chol = _lower_matrices(tri, position, lam - (_CERTIFY_MARGIN * rtol) * upper)
+    certified = _cholesky_soa(chol)
+    chol = _lower_matrices(tri, position, lam, out=chol)
     certified &= _cholesky_soa(chol)
     out = _cholesky_solve_soa(chol, rhs)
     del chol
