@@ -1,7 +1,8 @@
 """Per-pair time of the exact O(N k^2) LASI at 256x256 and 512x512 RGB, against an exact NumPy version.
 
 Run: ``.venv/bin/python benchmarks/bench_lasi.py [--sizes 256 512] [--content textured|flat|both] [--repeats 1]
-[--threads 1] [--device cpu] [--no-numpy]``
+[--threads 1] [--device cpu] [--no-numpy]`` (from a git worktree, prefix ``PYTHONPATH=.`` so that the
+worktree's ``lpipscli`` is measured, not the installed one: the header prints which).
 
 Times are CPU seconds of this process (``time.process_time``), on one torch thread unless ``--threads`` says
 otherwise, so that a shared machine does not skew the ratio; on CUDA, wall-clock seconds. Content:
@@ -31,6 +32,7 @@ import argparse
 import math
 import os
 import time
+from pathlib import Path
 
 # One BLAS thread for the NumPy reference: idle OpenBLAS workers spin after each call, and process_time
 # counts them, in the reference's time and in lasi's time measured after it.
@@ -160,7 +162,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     clock = "wall-clock" if device.type == "cuda" else "CPU"
-    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} CPU threads, {clock} seconds")
+    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} CPU threads, {clock} seconds; "
+          f"lpipscli from {Path(lasi.__code__.co_filename).parent.parent}")
     print(OFFICIAL_NOTE)
     cases = CONTENT["textured"] * (args.content != "flat") + CONTENT["flat"] * (args.content != "textured")
     for size in args.sizes:
