@@ -1,11 +1,23 @@
 """Per-pair time of the exact O(N k^2) LASI at 256x256 and 512x512 RGB, against an exact NumPy version.
 
-Run: ``.venv/bin/python benchmarks/bench_lasi.py [--sizes 256 512] [--repeats 1] [--device cpu] [--no-numpy]``
+Run: ``.venv/bin/python benchmarks/bench_lasi.py [--sizes 256 512] [--content textured|flat|both] [--repeats 1]
+[--threads 1] [--device cpu] [--no-numpy]`` (from a git worktree, prefix ``PYTHONPATH=.`` so that the
+worktree's ``lpipscli`` is measured, not the installed one: the header prints which).
+
+Times are CPU seconds of this process (``time.process_time``), on one torch thread unless ``--threads`` says
+otherwise, so that a shared machine does not skew the ratio; on CUDA, wall-clock seconds. Content:
+
+* ``textured``: a smooth pattern plus noise; nearly every ``A_i`` keeps all its singular values (certified
+  Cholesky path).
+* ``flat``: (a) the same pattern without noise, rounded to 8 bits: smooth regions where the pinv cut-off drops
+  a few eigenvalues of most ``A_i`` (eigendecomposition path); (b) large uniform regions (a gray background
+  and flat coloured rectangles, 8-bit), the distorted image a brightness shift of the rectangles: gray regions
+  keep one eigenvalue (rank-one path), coloured ones several (eigendecomposition path).
 
 The NumPy reference below evaluates the same definition with the same O(N k^2) factorisation, written the
 plain way: float64 feature arrays for the whole image, the first-order recursions as Python loops over
 columns and rows (vectorised over the rest), and ``numpy.linalg.pinv(hermitian=True)`` with JAX's
-cut-off for every element. Its value is printed next to ours (they agree to ~1e-12 relative). Issue 14
+cut-off for every element. Its value is printed next to ours (they agree to ~1e-13 relative). Issue 14
 asks lpipscli's ``lasi`` to be >= 10x faster than it at 512x512. The neighbourhood table comes from
 ``lpipscli.metrics.lasi.causal_neighbourhood``, which the tests check against a brute-force argsort.
 
@@ -18,12 +30,19 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
+from pathlib import Path
 
-import numpy as np
-import torch
+# One BLAS thread for the NumPy reference: idle OpenBLAS workers spin after each call, and process_time
+# counts them, in the reference's time and in lasi's time measured after it.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from lpipscli.metrics.lasi import causal_neighbourhood, lasi
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from lpipscli.metrics.lasi import causal_neighbourhood, lasi  # noqa: E402
 
 OFFICIAL_NOTE = (
     "official JAX code: ~3.5 s per 32x32 RGB pair, O(N^2 k^2) memory (~20 GB at 48x48), OOM at 64x64 (63 GB)"
@@ -93,44 +112,74 @@ def smooth_plus_noise(size: int, seed: int, noise: float) -> torch.Tensor:
     return img.clamp(0.0, 1.0)
 
 
+def uniform_regions(size: int, seed: int) -> torch.Tensor:
+    """A seeded ``(1, 3, size, size)`` 8-bit image: gray background and six flat coloured rectangles."""
+    gen = torch.Generator().manual_seed(seed)
+    img = torch.full((1, 3, size, size), 128 / 255)
+    for _ in range(6):
+        top, left = (torch.randint(0, size * 3 // 4, (2,), generator=gen)).tolist()
+        height, width = (torch.randint(size // 8, size // 3, (2,), generator=gen)).tolist()
+        img[..., top : top + height, left : left + width] = torch.randint(20, 236, (1, 3, 1, 1), generator=gen) / 255
+    return img
+
+
+def make_pair(content: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference and distorted image of one benchmark case, float64 (so the printed agreement is not float32's)."""
+    if content == "uniform, 8-bit":
+        ref = uniform_regions(size, seed=0)
+        shifted = ((ref * 255 + 10).clamp(0, 255) / 255)
+        dist = torch.where(ref == 128 / 255, ref, shifted)
+        return ref.double(), dist.double()
+    ref = smooth_plus_noise(size, seed=0, noise=0.02 if content == "smooth+noise" else 0.0)
+    if content == "smooth, 8-bit":
+        ref = (ref * 255).round() / 255
+    dist = (ref + 0.03 * torch.randn(ref.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    return ref.double(), dist.double()
+
+
+CONTENT = {
+    "textured": ["smooth+noise"],  # most A_i keep every singular value: certified Cholesky path
+    "flat": ["smooth, 8-bit", "uniform, 8-bit"],  # the pinv cut-off drops values: rank-one / eigh paths
+}
+
+
+def _clock(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        return time.perf_counter()
+    return time.process_time()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: CPU time per pair)")
+    parser.add_argument("--content", choices=["textured", "flat", "both"], default="both")
     parser.add_argument("--no-numpy", action="store_true", help="skip the NumPy reference (slow: ~1 min at 512)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} CPU threads")
+    clock = "wall-clock" if device.type == "cuda" else "CPU"
+    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} CPU threads, {clock} seconds; "
+          f"lpipscli from {Path(lasi.__code__.co_filename).parent.parent}")
     print(OFFICIAL_NOTE)
-    cases = {
-        "smooth+noise": 0.02,  # most A_i keep every singular value: Cholesky path
-        "smooth, 8-bit": 0.0,  # flat neighbourhoods: the pinv cut-off drops values, eigh path
-    }
+    cases = CONTENT["textured"] * (args.content != "flat") + CONTENT["flat"] * (args.content != "textured")
     for size in args.sizes:
-        for name, noise in cases.items():
-            ref = smooth_plus_noise(size, seed=0, noise=noise)
-            if noise == 0.0:
-                ref = (ref * 255).round() / 255
-            dist = (ref + 0.03 * torch.randn(ref.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+        for name in cases:
+            ref, dist = make_pair(name, size)
             ref, dist = ref.to(device), dist.to(device)
             times = []
             for _ in range(args.repeats):
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                start = time.perf_counter()
+                start = _clock(device)
                 value = lasi(ref, dist)
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                times.append(time.perf_counter() - start)
-            line = f"{size}x{size} RGB {name:14s} lasi={value.item():.6f}  per pair: best {min(times):.2f} s"
+                times.append(_clock(device) - start)
+            line = f"{size}x{size} RGB {name:15s} lasi={value.item():.6f}  per pair: best {min(times):.2f} s"
             if not args.no_numpy:
-                start = time.perf_counter()
+                start = time.process_time()
                 reference = numpy_lasi(ref.cpu(), dist.cpu())
-                numpy_s = time.perf_counter() - start
+                numpy_s = time.process_time() - start
                 line += (f"; NumPy reference {numpy_s:.2f} s (lasi={reference:.6f}, rel. diff "
                          f"{abs(reference - value.item()) / reference:.1e}): {numpy_s / min(times):.2f}x")
             print(line, flush=True)

@@ -25,6 +25,10 @@ TOLERANCES = {
     "identity_atol": 1e-12,
     "symmetry_atol": 1e-12,
     "batched_atol": 1e-12,
+    # the certified Cholesky, rank-one and eigendecomposition paths against each other, on whole images
+    "solver_paths_rtol": 1e-10,
+    # per solution, relative to its largest component, against numpy.linalg.pinv(hermitian=True)
+    "solver_rtol": 1e-9,
 }
 
 JAX_RTOL_K10 = 10 * 10 * 2.0**-23  # jnp.linalg.pinv default: 10 * max(m, n) * eps(float32)
@@ -317,3 +321,143 @@ def test_solver_threads_do_not_change_values(monkeypatch, threads):
     assert got.item() == pytest.approx(_brute_lasi(_brute_on_unit(_blocky(12, 10, 3, seed=5)),
                                                    _brute_on_unit(_smooth_noise(12, 10, 3, seed=6))),
                                        rel=TOLERANCES["brute_force_rtol"])
+
+
+# --------------------------------------------------------------------------- flat content: the cut-off drops values
+# In uniform and smooth 8-bit regions most A_i have eigenvalues under the pinv cut-off: these tests run the
+# solver paths for them (rank-one power iteration with its proof, eigendecomposition) against the brute force.
+def _constant(height: int, width: int, channels: int, level: int) -> np.ndarray:
+    return np.full((height, width, channels), level / 255.0)
+
+
+def _two_level(height: int, width: int, channels: int, low: int = 60, high: int = 200) -> np.ndarray:
+    img = np.full((height, width, channels), low / 255.0)
+    img[:, width // 2 :] = high / 255.0
+    return img
+
+
+def _flat_and_texture(height: int, width: int, channels: int, seed: int) -> np.ndarray:
+    """Top half one 8-bit level, bottom half smooth pattern plus noise."""
+    img = np.full((height, width, channels), 120 / 255.0)
+    img[height // 2 :] = _smooth_noise(height - height // 2, width, channels, seed)
+    return img
+
+
+def _eight_bit(img: np.ndarray) -> np.ndarray:
+    return np.round(img * 255.0) / 255.0
+
+
+FLAT_PAIRS = {
+    "constant vs constant": lambda: (_constant(24, 24, 3, 100), _constant(24, 24, 3, 180)),
+    "constant vs two-level": lambda: (_constant(24, 24, 3, 100), _two_level(24, 24, 3)),
+    "two-level vs noise": lambda: (_two_level(24, 24, 3), _smooth_noise(24, 24, 3, seed=31)),
+    "flat region + texture": lambda: (_flat_and_texture(24, 24, 3, seed=32), _flat_and_texture(24, 24, 3, seed=33)),
+    "8-bit smooth": lambda: (_eight_bit(_smooth_noise(24, 24, 3, seed=34, noise=0.0)),
+                             _eight_bit(_smooth_noise(24, 24, 3, seed=35, noise=0.0))),
+    "gray constant vs two-level": lambda: (_constant(32, 32, 1, 90), _two_level(32, 32, 1)),
+}
+
+
+@pytest.mark.parametrize("case", FLAT_PAIRS)
+def test_flat_content_matches_brute_force(case):
+    x, y = FLAT_PAIRS[case]()
+    want = _brute_lasi(_brute_on_unit(x), _brute_on_unit(y))
+    assert lasi(_to_tensor(x), _to_tensor(y)).item() == pytest.approx(want, rel=TOLERANCES["brute_force_rtol"])
+
+
+@pytest.mark.parametrize("case", ["constant vs constant", "gray constant vs two-level"])
+def test_flat_content_depends_on_the_cutoff(case):
+    """On uniform content the cut-off decides the value: the brute-force comparison above is sensitive."""
+    x, y = (_brute_on_unit(img) for img in FLAT_PAIRS[case]())
+    want = _brute_lasi(x, y)
+    for other_rtol in (1e-15, 10 * 2.0**-23):
+        assert abs(_brute_lasi(x, y, rtol=other_rtol) - want) > TOLERANCES["cutoff_effect_min_rtol"] * want
+
+
+def _spy(monkeypatch, name: str) -> list[int]:
+    """Record how many matrices each call of a solver path settles."""
+    settled: list[int] = []
+    real = getattr(lasi_module, name)
+
+    def spy(*args):
+        result = real(*args)
+        settled.append(int(result[1].sum()) if isinstance(result, tuple) else result.shape[0])
+        return result
+
+    monkeypatch.setattr(lasi_module, name, spy)
+    return settled
+
+
+def test_uniform_regions_take_the_rank_one_path(monkeypatch):
+    rank_one = _spy(monkeypatch, "_rank_one_solve")
+    x, y = FLAT_PAIRS["gray constant vs two-level"]()
+    got = lasi(_to_tensor(x), _to_tensor(y)).item()
+    assert sum(rank_one) > 100
+    assert got == pytest.approx(_brute_lasi(_brute_on_unit(x), _brute_on_unit(y)), rel=TOLERANCES["brute_force_rtol"])
+
+
+@pytest.mark.parametrize("case", ["constant vs two-level", "8-bit smooth", "flat region + texture"])
+def test_fast_paths_equal_the_eigendecomposition(monkeypatch, case):
+    """Every matrix through the eigendecomposition (no certificate, no rank-one proof) gives the same value."""
+    x, y = (_to_tensor(img) for img in FLAT_PAIRS[case]())
+    fast = lasi(x, y).item()
+    monkeypatch.setattr(lasi_module, "_CERTIFY_MARGIN", float("inf"))
+    eigh = _spy(monkeypatch, "_pinv_solve")
+    slow = lasi(x, y).item()
+    assert sum(eigh) == x.numel() + y.numel()
+    assert fast == pytest.approx(slow, rel=TOLERANCES["solver_paths_rtol"])
+
+
+def _packed_system(eigenvalues: np.ndarray, seed: int, lam: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(M, k)`` eigenvalues -> symmetric ``A = V diag V^T``, its packed form (``A - lam I``, upper triangle
+    row by row, then ``b``) laid out one row per feature, and ``b``."""
+    rng = np.random.default_rng(seed)
+    count, k = eigenvalues.shape
+    basis, _ = np.linalg.qr(rng.standard_normal((count, k, k)))
+    mats = np.einsum("mab,mb,mcb->mac", basis, eigenvalues, basis)
+    mats = (mats + mats.transpose(0, 2, 1)) / 2
+    rhs = 1e4 * rng.standard_normal((count, k))
+    iu = np.triu_indices(k)
+    packed = np.concatenate([(mats - lam * np.eye(k))[:, iu[0], iu[1]], rhs], axis=1).T.copy()
+    return mats, packed, rhs
+
+
+SPECTRA = {
+    # the solver path that must settle them, and the eigenvalues of 200 matrices: 1e7 on top, so the cut-off is
+    # tau = 1e7 * JAX_RTOL_K10 ~ 119.2; the lowest is the ridge, 0.63
+    "all kept": ("_pinv_solve", lambda rng, m: np.geomspace(1e7, 500.0, 10) * rng.uniform(0.9, 1.1, (m, 10))),
+    "only the top kept": (
+        "_rank_one_solve",
+        lambda rng, m: np.concatenate([np.full((m, 1), 1e7), rng.uniform(0.63, 60.0, (m, 9))], axis=1),
+    ),
+    "some dropped": (
+        "_pinv_solve",
+        lambda rng, m: np.concatenate([np.geomspace(1e7, 300.0, 6)[None].repeat(m, 0),
+                                       rng.uniform(0.63, 100.0, (m, 4))], axis=1),
+    ),
+    "close to the cut-off on both sides": (
+        "_pinv_solve",
+        lambda rng, m: np.concatenate(
+            [np.full((m, 1), 1e7), 119.2 * np.array([3.0, 2.0, 1.6, 1.3, 1.1, 0.9, 0.7, 0.5, 0.3]) * rng.uniform(
+                0.99, 1.01, (m, 9))], axis=1),
+    ),
+}
+
+
+@pytest.mark.parametrize("spectrum", SPECTRA)
+def test_solver_matches_numpy_pinv(monkeypatch, spectrum):
+    """The vectorised solver against ``numpy.linalg.pinv(hermitian=True)`` with JAX's cut-off, per matrix."""
+    path, make = SPECTRA[spectrum]
+    lam = 80.0 / 127.5
+    mats, packed, rhs = _packed_system(make(np.random.default_rng(40), 200), seed=41, lam=lam)
+    settled = _spy(monkeypatch, path)
+    got = lasi_module._pinv_solve_packed(torch.from_numpy(packed), 10, lam, JAX_RTOL_K10).numpy().T
+    want = np.einsum("mab,mb->ma", np.linalg.pinv(mats, rcond=JAX_RTOL_K10, hermitian=True), rhs)
+    if spectrum == "all kept":
+        assert settled == []  # every matrix certified: no eigendecomposition
+    else:
+        assert sum(settled) > 0
+    if spectrum == "only the top kept":
+        assert sum(settled) == len(mats)
+    error = np.abs(got - want).max(axis=1) / np.abs(want).max(axis=1)
+    assert error.max() <= TOLERANCES["solver_rtol"]
