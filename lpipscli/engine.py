@@ -314,7 +314,9 @@ class Engine:
 
     def loader(self, plan: SourcePlan) -> DataLoader:
         """The DataLoader that decodes the plan's work items (one item = one reference and its pairs)."""
-        workers = self.config.workers if self.config.workers is not None else default_workers()
+        workers = self.config.workers
+        if workers is None:
+            workers = plan.default_workers if plan.default_workers is not None else default_workers()
         if plan.workers is not None:
             workers = min(workers, plan.workers)
         n_items = len(plan.dataset) if hasattr(plan.dataset, "__len__") else None

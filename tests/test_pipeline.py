@@ -97,6 +97,31 @@ def test_video_source_rows_equal_per_frame_reference(tmp_path, cli, workers):
     _check_against_reference(rows, {k: (frames[k], noisy[k]) for k in range(6)}, lambda r: int(r["frame"]))
 
 
+def test_video_decodes_in_the_main_process_unless_asked(tmp_path, cli, monkeypatch):
+    """Video reads each source in its own thread; a worker process would only copy every frame once more."""
+    import lpipscli.engine as engine_module
+
+    used: list[int] = []
+    real = engine_module.DataLoader
+
+    def recording(*args, **kwargs):
+        used.append(kwargs["num_workers"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "DataLoader", recording)
+    monkeypatch.setattr(engine_module, "default_workers", lambda: 3)
+    frames = [smooth_image(32, 48, 3, seed=s) for s in range(2)]
+    ref, dist = _clip(tmp_path / "r.mkv", frames), _clip(tmp_path / "d.mkv", frames)
+    for asked in ((), ("--workers", "1"), ("--workers", "4")):
+        result = cli("compare", ref, dist, "-m", "psnr", "-q", "-o", tmp_path / "v.csv", *asked)
+        assert result.exit_code == 0, result.stderr
+    _images(tmp_path / "images", ["a", "b", "c", "d", "e"])
+    result = cli("compare", tmp_path / "images" / "ref", tmp_path / "images" / "out", "-m", "psnr", "-q",
+                 "-o", tmp_path / "i.csv")
+    assert result.exit_code == 0, result.stderr
+    assert used == [0, 1, 1, 3]  # video: main process by default, one worker at most; images: one per spare core
+
+
 def test_frame_folder_source_rows_equal_per_frame_reference(tmp_path, cli):
     frames = [smooth_image(24, 32, 3, seed=s) for s in range(4)]
     noisy = [distort(f, seed=20 + k) for k, f in enumerate(frames)]

@@ -41,6 +41,7 @@ class SourcePlan:
         unmatched: what did not pair (folder sources).
         dataset: a torch ``Dataset`` or ``IterableDataset`` of work items (see ``io.dataset``).
         workers: decoding worker processes this source can use (``None``: as many as asked).
+        default_workers: worker processes when ``--workers`` is not given (``None``: one per spare core).
         frame_grid: ``(first frame, step)`` for video sources (``--heatmap-every`` counts on it).
         fps: frame rate of the reference (video).
     """
@@ -54,6 +55,7 @@ class SourcePlan:
     inputs: dict = field(default_factory=dict)
     unmatched: dict = field(default_factory=dict)
     workers: int | None = None
+    default_workers: int | None = None
     frame_grid: tuple[int, int] | None = None
     fps: float | None = None
     #: video: the alignment as recorded in the provenance

@@ -113,8 +113,9 @@ class VideoSource:
                                rgb=any(REGISTRY[k].input == "pixels" for k in cfg.metrics))  # else planes only
         warnings = list(plan.warnings)
         if cfg.workers is not None and cfg.workers > 1:
-            warnings.append(f"--workers {cfg.workers}: video streams are decoded sequentially by one worker "
-                            "process (each source in its own thread); more workers cannot speed them up")
+            warnings.append(f"--workers {cfg.workers}: video streams are decoded sequentially, each source in its own "
+                            "thread (in the main process by default, in one worker with --workers 1); more workers "
+                            "cannot speed them up")
         video = {
             "start": opts.start, "max_frames": opts.max_frames, "step": opts.step, "offset": opts.offset,
             "frames": opts.frames, "pair_by": opts.pair_by, "align": opts.align, "ref": _source_record(plan.ref),
@@ -129,7 +130,7 @@ class VideoSource:
             skip_done(plan, labels, done_frames)
         return SourcePlan(
             columns=VIDEO_COLUMNS, n_pairs=max(0, n_pairs), dataset=dataset, metric_problems=problems,
-            warnings=warnings, inputs={"ref": str(cfg.ref), "dists": labels}, workers=1,
+            warnings=warnings, inputs={"ref": str(cfg.ref), "dists": labels}, workers=1, default_workers=0,
             frame_grid=grid, fps=plan.ref.fps, video=video, shard=shard,
         )
 
