@@ -80,6 +80,15 @@ def test_stream_equals_ffmpeg_filter_frame_by_frame(tmp_path, pix_fmt, bits):
     assert values.std() > 0.1  # the clip is not trivially constant
 
 
+def test_filter_path_equals_ffmpeg_reading_the_files(tmp_path):
+    """vmaf_planes (our decoded planes pushed through FFmpeg's filter) equals the filter reading the files."""
+    from lpipscli.metrics.vmaf import vmaf_planes
+
+    ref, dist = _clips(tmp_path, n=3, width=64, height=48)
+    ours = vmaf_planes(decode_planes(ref), decode_planes(dist), "yuv420p")
+    np.testing.assert_allclose(ours, ffmpeg_vmaf(ref, dist, tmp_path / "log.json"), rtol=0, atol=LOG_ROUNDING)
+
+
 def test_streamed_motion_equals_libvmafs_own_flush(tmp_path):
     """Scores streamed one frame late equal libvmaf's own end-of-stream values bit for bit."""
     ref, dist = _clips(tmp_path, n=6)
