@@ -74,7 +74,7 @@ def require_vmaf() -> None:
         have = "no PyAV"
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     raise UsageError(
-        f"vmaf needs FFmpeg's libvmaf filter, which this installation lacks (Python {python}, {have}): "
+        f"vmaf needs libvmaf, which this installation lacks (Python {python}, {have}): "
         "PyAV's wheels bundle libvmaf for Python >= 3.12 from av 19 on; use Python 3.12 or newer and "
         "`pip install 'av>=19'`"
     )
