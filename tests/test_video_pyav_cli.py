@@ -155,6 +155,18 @@ def test_plane_metrics_alone_convert_nothing_to_rgb(tmp_path, monkeypatch):
     assert failed.exit_code != 0  # a pixel metric needs RGB: the patched conversion is reached
 
 
+def test_colour_assumptions_are_noted_only_when_rgb_is_made(tmp_path):
+    """An untagged stream's assumed matrix/range matter for RGB metrics only; plane metrics read the planes."""
+    src = synthetic_planes(2, W, H, "yuv420p")
+    ref = encode(tmp_path / "ref.mkv", src, "yuv420p", codec="ffv1")  # no colour tags
+    planes_only = invoke(ref, ref, "-m", "psnr_yuv", "-o", "-", "-q")
+    with_rgb = invoke(ref, ref, "-m", "psnr_yuv,psnr", "-o", "-", "-q")
+    assert planes_only.exit_code == 0 and with_rgb.exit_code == 0, (planes_only.stderr, with_rgb.stderr)
+    text = " ".join(with_rgb.stderr.split())
+    assert "no colour matrix in the stream; assuming BT.601" in text and "assuming limited (TV) range" in text
+    assert "colour" not in planes_only.stderr
+
+
 def test_plane_metrics_are_refused_for_images(tmp_path):
     from PIL import Image
 

@@ -335,6 +335,10 @@ def _upsample(plane: np.ndarray, height: int, width: int) -> np.ndarray:
     return plane
 
 
+class ColourNote(str):
+    """A warning about the colour matrix or range assumed for RGB: moot for a run that converts nothing to RGB."""
+
+
 def _choose_colour(info: VideoInfo, colorspace: str | None,
                    color_range: str | None) -> tuple[str | None, str, list[str]]:
     """The matrix (``None``: unsupported tag) and range used for RGB, and warnings naming assumptions."""
@@ -350,24 +354,24 @@ def _choose_colour(info: VideoInfo, colorspace: str | None,
         tag = info.colorspace
         if tag is None:
             matrix = "bt709" if info.width >= 1280 or info.height >= 720 else "bt601"
-            warnings.append(
+            warnings.append(ColourNote(
                 f"{info.path}: no colour matrix in the stream; assuming {matrix.upper().replace('BT', 'BT.')} "
                 f"({'HD' if matrix == 'bt709' else 'SD'} size {info.size}); pass --colorspace to override"
-            )
+            ))
         elif tag in ("bt709", "bt470bg", "smpte170m", "bt2020nc"):
             matrix = {"bt709": "bt709", "bt2020nc": "bt2020"}.get(tag, "bt601")
         else:  # planes stay usable; Frame.rgb raises
             matrix = None
-            warnings.append(f"{info.path}: colour matrix {tag} is not supported for RGB conversion; pass "
-                            f"--colorspace {'|'.join(COLORSPACES)} to convert with another one")
+            warnings.append(ColourNote(f"{info.path}: colour matrix {tag} is not supported for RGB conversion; "
+                                       f"pass --colorspace {'|'.join(COLORSPACES)} to convert with another one"))
     rng = color_range
     if rng is None:
         rng = info.color_range
         if rng is None:
             rng = "full" if info.pix_fmt.startswith("yuvj") else "limited"
             if not info.pix_fmt.startswith("yuvj"):
-                warnings.append(f"{info.path}: no colour range in the stream; assuming limited (TV) range; "
-                                "pass --color-range to override")
+                warnings.append(ColourNote(f"{info.path}: no colour range in the stream; assuming limited (TV) "
+                                           "range; pass --color-range to override"))
     return matrix, rng, warnings
 
 

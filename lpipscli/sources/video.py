@@ -69,6 +69,7 @@ class VideoSource:
         self.config = config
 
     def plan(self, ctx: PlanContext, *, done: set | None = None) -> SourcePlan:
+        from lpipscli.io.av_video import ColourNote
         from lpipscli.io.video import plan_video
         from lpipscli.metrics import REGISTRY
 
@@ -80,6 +81,9 @@ class VideoSource:
                           offset=opts.offset, frames=opts.frames, resize=ctx.resize, pair_by=opts.pair_by,
                           align=opts.align, raw=raw_spec(opts), colorspace=opts.colorspace,
                           color_range=opts.color_range)
+        rgb = any(REGISTRY[k].input == "pixels" for k in cfg.metrics)  # else only the decoded planes are read
+        if not rgb:  # no RGB conversion: the colour matrix and range assumed for it do not matter
+            plan.warnings[:] = [w for w in plan.warnings if not isinstance(w, ColourNote)]
         planes = [k for k in cfg.metrics if REGISTRY[k].input in ("planes", "sequence")]
         if planes:
             for info in (plan.ref, *(d.source for d in plan.dists)):
@@ -109,8 +113,7 @@ class VideoSource:
         done_frames = {(d[0], d[3]) for d in (done or set())}
         labels = [str(d) for d in cfg.dists]
         dataset = VideoDataset(plan, labels, done=done_frames, alpha=ctx.alpha, max_pixels=ctx.max_pixels,
-                               planes=bool(planes),
-                               rgb=any(REGISTRY[k].input == "pixels" for k in cfg.metrics))  # else planes only
+                               planes=bool(planes), rgb=rgb)
         warnings = list(plan.warnings)
         if cfg.workers is not None and cfg.workers > 1:
             warnings.append(f"--workers {cfg.workers}: video streams are decoded sequentially, each source in its own "
