@@ -249,27 +249,10 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[Any]], list[int]]:
 
 
 def _read_jsonl(path: Path) -> tuple[list[str], list[list[Any]], list[int]]:
-    objects, where = [], []
-    columns: dict[str, None] = {}
-    try:
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise UsageError(f"{path}: line {number} is not JSON ({exc.msg})") from None
-                if not isinstance(obj, dict):
-                    raise UsageError(f"{path}: line {number} is not a JSON object")
-                columns.update(dict.fromkeys(obj))
-                objects.append(obj)
-                where.append(number)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read as JSON Lines: {exc}") from None
-    header = list(columns)
-    raw = [[obj.get(c) for c in header] for obj in objects]
-    return header, raw, where
+    from lpipscli.io.tables import read_json_lines
+
+    header, objects, where = read_json_lines(path)
+    return header, [[obj.get(c) for c in header] for obj in objects], where
 
 
 def _check_header(path: Path, header: list[str]) -> None:
