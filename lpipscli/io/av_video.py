@@ -116,8 +116,22 @@ _PLANAR = re.compile(r"^(yuvj?(420|422|444|440|411|410)p|yuva(420|422|444)p|gray
 # Records
 
 
+class SampleGeometry:
+    """``size`` and ``max_value`` of a record with ``width``, ``height`` and ``bit_depth`` (stream or source)."""
+
+    @property
+    def size(self) -> str:
+        """``"WIDTHxHEIGHT"``, as messages write it."""
+        return f"{self.width}x{self.height}"
+
+    @property
+    def max_value(self) -> int:
+        """Largest sample value, ``2^bit_depth - 1``: the data range of PSNR on these integer samples."""
+        return (1 << self.bit_depth) - 1
+
+
 @dataclass(frozen=True)
-class VideoInfo:
+class VideoInfo(SampleGeometry):
     """What a source is, from its header and (for containers) its first decoded frame.
 
     Attributes:
@@ -161,16 +175,6 @@ class VideoInfo:
     color_trc: str | None = None
     metadata_missing: tuple[str, ...] = ()
     vfr: bool = False
-
-    @property
-    def size(self) -> str:
-        """``"WIDTHxHEIGHT"``."""
-        return f"{self.width}x{self.height}"
-
-    @property
-    def max_value(self) -> int:
-        """Largest sample value, ``2^bit_depth - 1`` (the data range of PSNR on these samples)."""
-        return (1 << self.bit_depth) - 1
 
 
 @dataclass

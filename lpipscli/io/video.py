@@ -218,7 +218,7 @@ def _first_image_under(folder: Path) -> str | None:
 
 
 @dataclass(frozen=True)
-class SourceInfo:
+class SourceInfo(av_video.SampleGeometry):
     """What a frame source is, from its header and its first frame.
 
     Attributes:
@@ -273,16 +273,6 @@ class SourceInfo:
     notes: tuple[str, ...] = ()
     #: decoding overrides the source was probed with (kept for the reader)
     overrides: tuple[str | None, str | None] = (None, None)
-
-    @property
-    def size(self) -> str:
-        """``"WIDTHxHEIGHT"``, as messages write it."""
-        return f"{self.width}x{self.height}"
-
-    @property
-    def max_value(self) -> int:
-        """Largest sample value, ``2^bit_depth - 1``: the data range of this source's integer samples."""
-        return (1 << self.bit_depth) - 1
 
 
 def probe_source(path: str | os.PathLike, *, exact_count: bool = False, raw: av_video.RawSpec | None = None,
