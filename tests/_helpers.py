@@ -76,3 +76,13 @@ def write_ffv1_clip(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> 
         writer.write(np.ascontiguousarray(frame[..., ::-1]))  # VideoWriter takes BGR
     writer.release()
     return path
+
+
+def voc_ap_loop(rec, prec) -> float:
+    """The LPIPS repository's ``voc_ap(use_07_metric=False)``, written out with its Python loop (the JND oracle)."""
+    mrec = np.concatenate(([0.0], rec, [1.0]))
+    mpre = np.concatenate(([0.0], prec, [0.0]))
+    for i in range(mpre.size - 1, 0, -1):
+        mpre[i - 1] = max(mpre[i - 1], mpre[i])
+    i = np.where(mrec[1:] != mrec[:-1])[0]
+    return float(np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1]))

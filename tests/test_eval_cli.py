@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _helpers import smooth_image
+from _helpers import smooth_image, voc_ap_loop
 from PIL import Image
 from scipy.stats import kendalltau, spearmanr
 from skimage.metrics import peak_signal_noise_ratio
@@ -133,21 +133,11 @@ def test_2afc_ensemble_vote_and_usage_errors(tmp_path):
     assert unknown.exit_code == 2 and "unknown metric nope" in unknown.stderr
 
 
-def _voc_ap_loop(rec, prec):
-    """The LPIPS repository's voc_ap(use_07_metric=False), with its Python loop."""
-    mrec = np.concatenate(([0.0], rec, [1.0]))
-    mpre = np.concatenate(([0.0], prec, [0.0]))
-    for i in range(mpre.size - 1, 0, -1):
-        mpre[i - 1] = max(mpre[i - 1], mpre[i])
-    i = np.where(mrec[1:] != mrec[:-1])[0]
-    return float(np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1]))
-
-
 def _jnd_ap(ds, same):
     order = np.argsort(ds, kind="stable")
     s = same[order]
     tp, fp = np.cumsum(s), np.cumsum(1 - s)
-    return _voc_ap_loop(tp / (s.sum()), tp / (tp + fp))
+    return voc_ap_loop(tp / (s.sum()), tp / (tp + fp))
 
 
 def test_jnd_end_to_end_against_numpy(tmp_path):

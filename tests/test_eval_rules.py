@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import pytest
+from _helpers import voc_ap_loop
 from scipy.optimize import curve_fit
 from scipy.stats import kendalltau, pearsonr, spearmanr
 
@@ -97,23 +98,13 @@ def test_ensemble_of_one_member_equals_the_metric():
 # ---------------------------------------------------------------------------------------------- JND
 
 
-def _voc_ap_loop(rec, prec):
-    """The LPIPS repository's voc_ap(use_07_metric=False), written out with its Python loop."""
-    mrec = np.concatenate(([0.0], rec, [1.0]))
-    mpre = np.concatenate(([0.0], prec, [0.0]))
-    for i in range(mpre.size - 1, 0, -1):
-        mpre[i - 1] = max(mpre[i - 1], mpre[i])
-    i = np.where(mrec[1:] != mrec[:-1])[0]
-    return float(np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1]))
-
-
 def _jnd_reference(ds, same):
     order = np.argsort(ds, kind="stable")
     s = same[order]
     tps = np.cumsum(s)
     fps = np.cumsum(1 - s)
     fns = np.sum(s) - tps
-    return _voc_ap_loop(tps / (tps + fns), tps / (tps + fps))
+    return voc_ap_loop(tps / (tps + fns), tps / (tps + fps))
 
 
 def test_jnd_ap_by_hand():
@@ -141,7 +132,7 @@ def test_voc_ap_matches_the_loop_form():
     rng = np.random.default_rng(1)
     rec = np.sort(rng.random(30))
     prec = rng.random(30)
-    assert voc_ap(rec, prec) == pytest.approx(_voc_ap_loop(rec, prec), abs=TOLERANCES["ap"])
+    assert voc_ap(rec, prec) == pytest.approx(voc_ap_loop(rec, prec), abs=TOLERANCES["ap"])
 
 
 def test_jnd_nan_values_left_out_and_no_positive():
