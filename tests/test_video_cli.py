@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from _helpers import distort, read_video_rgb, smooth_image
+from _helpers import distort, read_video_rgb, smooth_image, write_ffv1_clip
 from typer.testing import CliRunner
 
 from lpipscli.cli import app
@@ -49,14 +49,7 @@ TAIL = ["status", "error"]
 
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: float = FPS) -> Path:
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"FFV1"), fps, (width, height))
-    if not writer.isOpened():
-        pytest.skip("this OpenCV build cannot write FFV1 video")
-    for frame in frames:
-        writer.write(np.ascontiguousarray(frame[..., ::-1]))  # VideoWriter takes BGR
-    writer.release()
-    return path
+    return write_ffv1_clip(path, frames, fps)
 
 
 decode_cv2 = read_video_rgb  # every frame as RGB, read with OpenCV directly
