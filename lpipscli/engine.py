@@ -451,8 +451,7 @@ class Engine:
         """A sequence metric (``vmaf``): push each pair's planes to its stream, in order; fill the scores that
         are ready (of this batch's rows, or of held rows of earlier batches). Returns ``{ticket: position}`` of
         this batch's pairs still waiting for their score."""
-        planes = batch.get("planes")
-        problem = "no YUV planes in this batch" if planes is None else planes.get("error")
+        planes, problem = _batch_planes(batch)
         column = REGISTRY[key].output_columns[0]
         values = scores.setdefault(column, [math.nan] * len(batch["scored"]))
         if problem is not None:
@@ -501,8 +500,7 @@ class Engine:
     def _score_planes(key: str, runner, batch: dict, errors: list[dict[str, str]],
                       scores: dict[str, list[float]]) -> None:
         """A metric on YUV planes: fills each of its columns in ``scores`` (or its error per pair)."""
-        planes = batch.get("planes")
-        problem = "no YUV planes in this batch" if planes is None else planes.get("error")
+        planes, problem = _batch_planes(batch)
         if problem is None:
             index = None if batch.get("identity") else batch["ref_index"]
             try:
@@ -688,6 +686,12 @@ def _pure_runner(fn, params, map_fn=None) -> Runner:
         return (map_fn if with_map else fn)(refs, dist, **params)
 
     return run
+
+
+def _batch_planes(batch: dict) -> tuple[dict | None, str | None]:
+    """A batch's YUV planes (for the plane and sequence metrics), and why there are none to compare."""
+    planes = batch.get("planes")
+    return planes, "no YUV planes in this batch" if planes is None else planes.get("error")
 
 
 def _plane_runner(fn, params):
