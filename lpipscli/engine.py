@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -463,8 +464,7 @@ class Engine:
             pair = batch["chunks"][c].pairs[k]
             r = int(batch["ref_index"][p])
             ticket = runner.push((str(pair.ref_path), str(pair.dist_path), pair.dist_root),
-                                 [plane[r].numpy() for plane in planes["ref"]],
-                                 [plane[p].numpy() for plane in planes["dist"]], planes["bits"])
+                                 planes["ref"][r], planes["dist"][p], planes["bits"])
             mine[ticket] = p
         for ticket, value in runner.collect():
             p = mine.pop(ticket, None)
@@ -695,10 +695,15 @@ def _batch_planes(batch: dict) -> tuple[dict | None, str | None]:
 
 
 def _plane_runner(fn, params):
-    """``run(ref_planes, dist_planes, ref_index, bits) -> {column: (P,)}``: references gathered per pair."""
+    """``run(ref_planes, dist_planes, ref_index, bits) -> {column: (P,)}`` on a batch's per-frame planes
+    (:func:`lpipscli.io.dataset.collate`): the batched metric runs on each pair's ``(1, h, w)`` views where the
+    planes lie, so no frame is copied into a stack."""
     def run(ref_planes, dist_planes, ref_index, bits):
-        refs = ref_planes if ref_index is None else [p.index_select(0, ref_index) for p in ref_planes]
-        return fn(refs, dist_planes, bit_depth=bits, **params)
+        parts = []
+        for p, dist in enumerate(dist_planes):
+            ref = ref_planes[p if ref_index is None else int(ref_index[p])]
+            parts.append(fn([a[None] for a in ref], [b[None] for b in dist], bit_depth=bits, **params))
+        return {column: np.concatenate([part[column] for part in parts]) for column in parts[0]}
 
     return run
 

@@ -133,6 +133,25 @@ def test_psnr_yuv_definition_numpy():
     assert not np.allclose(out["avg"], (out["y"] + out["u"] + out["v"]) / 3)  # not a mean of dB values
 
 
+@pytest.mark.parametrize("bits", [8, 9, 10, 12, 15, 16])
+def test_psnr_yuv_mse_exact_at_the_extremes_of_every_depth(bits):
+    """The sum of squares is exact integer arithmetic at every depth (8-bit in int16, 9-15 bits through an int16
+    view of uint16, 16 bits in int32): full-scale differences of both signs, checked against Python integers."""
+    rng = np.random.default_rng(bits)
+    top = (1 << bits) - 1
+    dtype = np.uint8 if bits == 8 else np.uint16
+    shape = (2, 64, 96)
+    ref = rng.choice(np.array([0, top, top // 2], dtype=dtype), size=shape)
+    dist = rng.choice(np.array([top, 0, 1], dtype=dtype), size=shape)
+    ref[0, 0, 0], dist[0, 0, 0] = 0, top  # -top and +top both present
+    ref[0, 0, 1], dist[0, 0, 1] = top, 0
+    out = psnr_yuv([ref], [dist], bits)
+    for n in range(2):
+        sse = sum((int(a) - int(b)) ** 2 for a, b in zip(ref[n].ravel().tolist(), dist[n].ravel().tolist(),
+                                                          strict=True))
+        assert out["mse_y"][n] == sse / (64 * 96)  # exact: the same float64 division of the same integer
+
+
 def test_batched_equals_per_frame_and_shapes():
     frames = synthetic_planes(3, 40, 32, "yuv420p")
     noisy = synthetic_planes(3, 40, 32, "yuv420p", noise=0.05, seed=9)
