@@ -152,6 +152,46 @@ def test_psnr_yuv_mse_exact_at_the_extremes_of_every_depth(bits):
         assert out["mse_y"][n] == sse / (64 * 96)  # exact: the same float64 division of the same integer
 
 
+def _ssim_ffmpeg_oracle(a: np.ndarray, b: np.ndarray, bits: int) -> float:
+    """FFmpeg's vf_ssim.c for one plane, written out plainly: int64 4x4 sums by reshaping, 8x8 windows from 2x2
+    of them, ssim_end1 in float32, windows summed in double (8-bit) or float32 per row (more bits)."""
+    top = 255 if bits == 8 else (1 << bits) - 1
+    c1 = int(0.01 * 0.01 * top * top * 64 + 0.5)
+    c2 = int(0.03 * 0.03 * top * top * 64 * 63 + 0.5)
+    bh, bw = a.shape[0] // 4, a.shape[1] // 4
+    x = a[: bh * 4, : bw * 4].astype(np.int64).reshape(bh, 4, bw, 4)
+    y = b[: bh * 4, : bw * 4].astype(np.int64).reshape(bh, 4, bw, 4)
+    sums = [q.sum(axis=(1, 3)) for q in (x, y, x * x + y * y, x * y)]
+    total = 0.0
+    for i in range(bh - 1):
+        row = np.float32(0)
+        for j in range(bw - 1):
+            s1, s2, ss, s12 = (int(q[i:i + 2, j:j + 2].sum()) for q in sums)
+            var, cov = ss * 64 - s1 * s1 - s2 * s2, s12 * 64 - s1 * s2
+            f32 = np.float32
+            w = (f32(2 * s1 * s2 + c1) * f32(2 * cov + c2)) / (f32(s1 * s1 + s2 * s2 + c1) * f32(var + c2))
+            if bits == 8:
+                total += float(w)
+            else:
+                row = np.float32(row + w)
+        total += float(row)
+    return total / ((bh - 1) * (bw - 1))
+
+
+@pytest.mark.parametrize("bits", [8, 10, 12, 13, 14, 16])
+def test_ssim_ffmpeg_plane_equals_the_definition_at_full_scale(bits):
+    """The int32 block sums (up to 13 bits) and int64 ones (above) stay exact at full-scale samples."""
+    rng = np.random.default_rng(bits)
+    top = (1 << bits) - 1
+    dtype = np.uint8 if bits == 8 else np.uint16
+    a = rng.choice(np.array([0, top, top - 1], dtype=dtype), size=(2, 22, 30))
+    b = rng.choice(np.array([top, 0, 1], dtype=dtype), size=(2, 22, 30))
+    a[1, :8, :8] = b[1, :8, :8] = top  # a flat full-scale window: the largest sums of squares
+    ours = ssim_ffmpeg_plane(a, b, bits)
+    for n in range(2):
+        assert ours[n] == pytest.approx(_ssim_ffmpeg_oracle(a[n], b[n], bits), rel=1e-12, abs=1e-12)
+
+
 def test_batched_equals_per_frame_and_shapes():
     frames = synthetic_planes(3, 40, 32, "yuv420p")
     noisy = synthetic_planes(3, 40, 32, "yuv420p", noise=0.05, seed=9)

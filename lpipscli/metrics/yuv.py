@@ -19,7 +19,8 @@ integers). Both functions replicate FFmpeg's ``libavfilter/vf_psnr.c`` and ``vf_
   :func:`ssim_db` is FFmpeg's ``dB`` value.
 
 Inputs are NumPy arrays (or anything ``np.asarray`` takes, e.g. CPU tensors) ``(N, h, w)`` per plane
-(or ``(h, w)`` for one frame); results are float64 arrays ``(N,)``. Integer arithmetic is exact (int64);
+(or ``(h, w)`` for one frame); results are float64 arrays ``(N,)``. Integer arithmetic is exact (in the
+narrowest of int16, int32 and int64 that holds every value for the bit depth, see :func:`_sse`);
 the only differences from FFmpeg are in the order of float64 summations (below 1e-12).
 """
 
@@ -179,12 +180,17 @@ def ssim_ffmpeg_plane(ref: np.ndarray, dist: np.ndarray, bit_depth: int) -> np.n
         raise MetricInputError(f"ssim_ffmpeg: a {width}x{height} plane is too small: FFmpeg's SSIM needs planes "
                                "of at least 8x8 pixels (chroma of 4:2:0 needs 16x16 frames)")
     _, c1, c2 = _ssim_constants(bits)
-    a = a[:, : bh * 4, : bw * 4].astype(np.int64).reshape(n, bh, 4, bw, 4)
-    b = b[:, : bh * 4, : bw * 4].astype(np.int64).reshape(n, bh, 4, bw, 4)
-    blocks = np.stack([a.sum(axis=(2, 4)), b.sum(axis=(2, 4)),
-                       (a * a + b * b).sum(axis=(2, 4)), (a * b).sum(axis=(2, 4))])  # (4, N, bh, bw)
-    sums = blocks[:, :, :-1, :-1] + blocks[:, :, 1:, :-1] + blocks[:, :, :-1, 1:] + blocks[:, :, 1:, 1:]
-    s1, s2, ss, s12 = sums  # each (N, bh - 1, bw - 1), 8x8 window sums
+    # Integer sums, exact: up to 13 bits a sample's x^2 + y^2 < 2^27 and a 4x4 block's sum of them < 2^31,
+    # so everything to the block sums fits int32 (half the memory traffic of int64); wider samples use int64.
+    # Block sums are pairwise sums of strided slices (columns, then rows): ~5x faster than reductions over
+    # reshaped axes, the same integers.
+    acc = np.int32 if bits <= 13 else np.int64
+    a = a[:, : bh * 4, : bw * 4].astype(acc)
+    b = b[:, : bh * 4, : bw * 4].astype(acc)
+    squares = a * a
+    squares += b * b
+    blocks = [_block_sums(a), _block_sums(b), _block_sums(squares), _block_sums(np.multiply(a, b, out=squares))]
+    s1, s2, ss, s12 = (_window_sums(x) for x in blocks)  # each (N, bh - 1, bw - 1), 8x8 window sums
     variance = ss * 64 - s1 * s1 - s2 * s2
     covariance = s12 * 64 - s1 * s2
     f32 = np.float32
@@ -197,6 +203,23 @@ def ssim_ffmpeg_plane(ref: np.ndarray, dist: np.ndarray, bit_depth: int) -> np.n
         rows = np.cumsum(windows, axis=2, dtype=f32)[:, :, -1]  # float32, left to right, per row
         total = rows.astype(np.float64).sum(axis=1)
     return total / float((bw - 1) * (bh - 1))
+
+
+def _block_sums(x: np.ndarray) -> np.ndarray:
+    """Sums of the 4x4 blocks of ``(N, 4 bh, 4 bw)`` integers: ``(N, bh, bw)`` int64."""
+    x = x[:, :, 0::2] + x[:, :, 1::2]
+    x = x[:, :, 0::2] + x[:, :, 1::2]
+    x = x[:, 0::2] + x[:, 1::2]
+    x = x[:, 0::2] + x[:, 1::2]
+    return x.astype(np.int64, copy=False)
+
+
+def _window_sums(blocks: np.ndarray) -> np.ndarray:
+    """Sums of 2x2 neighbouring blocks, i.e. of the 8x8 windows at stride 4: ``(N, bh - 1, bw - 1)``."""
+    out = blocks[:, :-1, :-1] + blocks[:, 1:, :-1]
+    out += blocks[:, :-1, 1:]
+    out += blocks[:, 1:, 1:]
+    return out
 
 
 def ssim_ffmpeg(ref_planes: Sequence, dist_planes: Sequence, bit_depth: int) -> dict[str, np.ndarray]:
