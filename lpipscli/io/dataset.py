@@ -218,7 +218,8 @@ def _to_tensor(array: np.ndarray, channels: int) -> torch.Tensor:
         array = array.astype(np.int32)
     elif array.dtype != np.uint8:
         array = to_float(array)
-    tensor = torch.from_numpy(np.array(array.transpose(2, 0, 1), order="C", copy=True))
+    planar = array.transpose(2, 0, 1)  # a decoded video frame is channel-planar already: no copy then
+    tensor = torch.from_numpy(np.ascontiguousarray(planar) if planar.flags.writeable else np.array(planar, order="C"))
     if tensor.shape[0] != channels:
         tensor = tensor.expand(channels, -1, -1).contiguous()
     return tensor
