@@ -32,8 +32,9 @@ def reference_rgb(planes, bits, matrix, full_range=False):
     inverse = np.linalg.inv(forward)
     y, u, v = (p.astype(np.float64) for p in planes)
     h, w = y.shape
-    u = u.repeat(h // u.shape[0], axis=0).repeat(w // u.shape[1], axis=1)
-    v = v.repeat(h // v.shape[0], axis=0).repeat(w // v.shape[1], axis=1)
+    fy, fx = -(-h // u.shape[0]), -(-w // u.shape[1])  # odd sizes: the last chroma sample covers what is left
+    u = u.repeat(fy, axis=0).repeat(fx, axis=1)[:h, :w]
+    v = v.repeat(fy, axis=0).repeat(fx, axis=1)[:h, :w]
     top = 2**bits - 1
     if full_range:
         ypbpr = np.stack([y / top, (u - 2 ** (bits - 1)) / top, (v - 2 ** (bits - 1)) / top], axis=-1)
@@ -115,6 +116,24 @@ def test_10bit_rgb_by_matrix_at_stream_scale():
         ours = yuv_to_rgb(src, bit_depth=10, colorspace=matrix, color_range="limited")
         assert ours.dtype == np.uint16
         assert_rgb_close(ours, reference_rgb(src, 10, matrix))
+
+
+@pytest.mark.parametrize(("width", "height", "sx", "sy"), [(64, 48, 2, 2), (53, 37, 2, 2), (53, 37, 2, 1),
+                                                        (50, 35, 1, 1), (21, 33, 1, 2)])
+@pytest.mark.parametrize("bits", [8, 10, 16])
+def test_rgb_of_every_subsampling_and_odd_size(width, height, sx, sy, bits):
+    """Chroma replicated to odd sizes (4:2:0, 4:2:2, 4:4:4 and 4:4:0), every range, against the float64 oracle."""
+    rng = np.random.default_rng(width * bits + sy)
+    dtype = np.uint8 if bits == 8 else np.uint16
+    scale = 1 << (bits - 8)
+    ch, cw = -(-height // sy), -(-width // sx)
+    planes = [rng.integers(16 * scale, 235 * scale + 1, size=(height, width)).astype(dtype),
+              rng.integers(16 * scale, 240 * scale + 1, size=(ch, cw)).astype(dtype),
+              rng.integers(16 * scale, 240 * scale + 1, size=(ch, cw)).astype(dtype)]
+    for full in (False, True):
+        ours = yuv_to_rgb(planes, bit_depth=bits, colorspace="bt709", color_range="full" if full else "limited")
+        assert ours.shape == (height, width, 3) and ours.dtype == dtype
+        assert_rgb_close(ours, reference_rgb(planes, bits, "bt709", full_range=full))
 
 
 def test_full_range_tag(tmp_path):
