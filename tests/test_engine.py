@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import torch
 from _helpers import distort, smooth_image
 from PIL import Image
@@ -415,3 +416,21 @@ def test_on_error_fail_with_unprobeable_file_computes_nothing(tmp_path):
     rows, result = run(tmp_path / "ref", tmp_path / "out", on_error="fail")
     assert rows == []
     assert result.first_error is not None and "b.png" in result.first_error
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.uint16, torch.int32, torch.float32, torch.float64, torch.bool,
+                                   torch.bfloat16])
+def test_batch_stack_equals_torch_stack_and_owns_its_memory(dtype):
+    """The batcher's stack (NumPy's copy, no OpenMP region) gives torch.stack's tensor, in fresh memory;
+    dtypes NumPy lacks (bfloat16) go through torch.stack."""
+    from lpipscli.io.dataset import stack
+
+    gen = torch.Generator().manual_seed(3)
+    items = [torch.randint(0, 200, (3, 5, 7), generator=gen).to(dtype) for _ in range(4)]
+    items.append(torch.randint(0, 200, (7, 5, 3), generator=gen).to(dtype).permute(2, 1, 0))  # a strided view
+    out = stack(items)
+    expected = torch.stack(items)
+    assert out.dtype == expected.dtype and out.shape == expected.shape and out.is_contiguous()
+    assert torch.equal(out, expected)
+    out.zero_()  # the inputs are not views of the batch
+    assert torch.equal(torch.stack(items), expected)
