@@ -213,7 +213,8 @@ class Frame:
 
     @property
     def rgb(self) -> np.ndarray:
-        """``(H, W, 3)`` RGB at the stream's bit depth (uint8 for 8-bit, uint16 ``0..2^bits-1`` above).
+        """``(H, W, 3)`` RGB at the stream's bit depth (uint8 for 8-bit, uint16 ``0..2^bits-1`` above), a view
+        of channel-planar memory (``.transpose(2, 0, 1)`` is contiguous, the layout the metrics read).
 
         Computed on first access with :func:`yuv_to_rgb` and kept.
         """
@@ -226,9 +227,9 @@ class Frame:
                                        color_range=self.color_range)
             elif self.family == "rgb":
                 g, b, r = self.planes[:3]
-                self._rgb = np.stack([r, g, b], axis=-1)
+                self._rgb = np.stack([r, g, b]).transpose(1, 2, 0)  # channel-planar memory, as yuv_to_rgb's
             else:
-                self._rgb = np.repeat(self.planes[0][:, :, None], 3, axis=2)
+                self._rgb = np.repeat(self.planes[0][None], 3, axis=0).transpose(1, 2, 0)
         return self._rgb
 
 

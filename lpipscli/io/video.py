@@ -708,8 +708,9 @@ class FrameGroup:
         index: the reference frame index (0-based).
         time: seconds, from the reference's timestamps (``CAP_PROP_POS_MSEC``, or ``index / fps`` when
             the container gives none); ``None`` for a frame-folder reference.
-        ref: ``(H, W, C)`` reference frame: uint8 RGB for video; uint8/uint16 (or float32 after alpha
-            compositing), C = 1 or 3, for frame folders.
+        ref: ``(H, W, C)`` reference frame: RGB at the stream's bit depth for video (a view of
+            channel-planar memory, see :attr:`lpipscli.io.av_video.Frame.rgb`); uint8/uint16 (or float32
+            after alpha compositing), C = 1 or 3, for frame folders.
         dists: one entry per distorted source (plan order): its frame (own size), or ``None`` when the
             source has no frame here (not planned for this index, or ended early: see ``errors``).
         dist_indices: the distorted frame index compared (``index + offset``), ``None`` where not planned.
