@@ -193,7 +193,7 @@ def test_matches_brute_force(height, width, channels):
 def test_matches_brute_force_across_blocks(monkeypatch, height, width, channels):
     """Tiny row blocks and scan runs: the carries between blocks must be exact too."""
     monkeypatch.setattr(lasi_module, "_ROW_BLOCK_ELEMENTS", {"cpu": 2 * width * channels, "cuda": 1})
-    monkeypatch.setattr(lasi_module, "_SCAN_BLOCK", 3)
+    monkeypatch.setattr(lasi_module, "_CHUNK", 3)
     x = _smooth_noise(height, width, channels, seed=3)
     y = _smooth_noise(height, width, channels, seed=4)
     want = _brute_lasi(_brute_on_unit(x), _brute_on_unit(y))

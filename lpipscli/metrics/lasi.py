@@ -45,11 +45,9 @@ _RESIDUAL_EPS = 64.0
 #: element, a few arrays of them, for each image of the batch) then stays in cache on a CPU; on a GPU
 #: larger blocks mean fewer kernel launches. Results do not depend on the batch composition.
 _ROW_BLOCK_ELEMENTS = {"cpu": 1 << 14, "cuda": 1 << 16}
-#: Longest run of one rescaled cumulative sum: 0.8**-1023 ~ 6e98 keeps every rescaled value far from
-#: float64 overflow (and 0.8**1023 from underflow).
-_SCAN_BLOCK = 1024
-#: Elements per chunk of the transpose to one row per feature in :func:`_embed`.
-_TRANSPOSE_CHUNK = 1024
+#: Columns per chunk of a row (:func:`_lasi_sums`) to choose from; ``_CHUNK`` (0: choose) forces one.
+_CHUNK_SIZES = (8, 7, 6, 5)
+_CHUNK = 0
 #: Fewest matrices per thread in :func:`_pinv_solve` (below that, one thread).
 _MIN_SOLVE_SLICE = 2048
 
@@ -139,37 +137,6 @@ def causal_neighbourhood(
     row_class, col_class, offsets, found = _stencil_tables(height, width, channels, k, device)
     index = (row_class[:, None], col_class[None, :])
     return offsets[index], found[index]
-
-
-def _decay_cumsum(x: Tensor, dim: int, omega: float, powers: tuple[Tensor, Tensor]) -> Tensor:
-    """Inclusive decayed running sum ``y[t] = sum_{s <= t} omega**(t - s) x[s]`` along ``dim``.
-
-    Computed as rescaled cumulative sums ``omega**t * cumsum(omega**-t * x)`` over runs of at most
-    ``_SCAN_BLOCK`` entries, chained by ``y[t] += omega**(t - t0 + 1) * y[t0 - 1]``. The rounding error
-    stays a few ulps (times the run length) of ``sum_s omega**(t - s) |x[s]|``, whatever the rescaling.
-
-    Args:
-        x: float64 tensor.
-        dim: scan dimension.
-        omega: decay per step.
-        powers: ``(omega**-t, omega**t)`` for ``t < _SCAN_BLOCK``.
-    """
-    up, down = powers
-    length = x.shape[dim]
-    out = torch.empty_like(x)
-    shape = [1] * x.dim()
-    previous = None
-    for start in range(0, length, _SCAN_BLOCK):
-        size = min(_SCAN_BLOCK, length - start)
-        shape[dim] = size
-        decay = down[:size].reshape(shape)
-        y = out.narrow(dim, start, size)
-        torch.mul(x.narrow(dim, start, size), up[:size].reshape(shape), out=y)
-        y.cumsum_(dim).mul_(decay)
-        if previous is not None:
-            y.add_(previous * decay, alpha=omega)
-        previous = y.narrow(dim, size - 1, 1)
-    return out
 
 
 def _cholesky_soa(mat: Tensor) -> Tensor:
@@ -399,27 +366,21 @@ def _pinv_solve_serial(mat: Tensor, rhs: Tensor, rtol: float) -> Tensor:
     return torch.einsum("mab,mb->ma", evecs, coef)
 
 
-def _embed(sums: Tensor, k: int, lam: float, rtol: float) -> Tensor:
+def _embed(packed: Tensor, k: int, lam: float, rtol: float) -> Tensor:
     """Unit-norm LASI embeddings from the weighted sums.
 
     Args:
-        sums: ``(..., k(k+1)/2 + k)``: upper triangle (row by row) of ``sum_j w_ij n_j n_j^T``, then
-            ``sum_j w_ij x_j n_j``.
+        packed: ``(k(k+1)/2 + k, M)``: upper triangle (row by row) of ``sum_j w_ij n_j n_j^T``, then
+            ``sum_j w_ij x_j n_j``, one row per feature.
         k: neighbourhood size.
         lam: ridge term added to the diagonal.
         rtol: relative pinv cut-off.
 
     Returns:
-        ``(k, ...)`` (embedding axis first): ``e = (pinv(A) b + 1e-6) / ||pinv(A) b + 1e-6||``.
+        ``(k, M)``: ``e = (pinv(A) b + 1e-6) / ||pinv(A) b + 1e-6||``.
     """
-    batch_shape = sums.shape[:-1]
-    flat = sums.reshape(-1, sums.shape[-1])
-    packed = flat.new_empty(flat.shape[1], flat.shape[0])  # one row per feature: vectorised solves
-    for start in range(0, flat.shape[0], _TRANSPOSE_CHUNK):  # in chunks that stay in cache: 2-3x faster
-        packed[:, start : start + _TRANSPOSE_CHUNK].copy_(flat[start : start + _TRANSPOSE_CHUNK].T)
     params = _pinv_solve_packed(packed, k, lam, rtol).add_(_PARAM_OFFSET)
-    params.div_(_dot_rows(params, params).sqrt_())
-    return params.reshape(k, *batch_shape)
+    return params.div_(_dot_rows(params, params).sqrt_())
 
 
 def lasi(ref: Tensor, dist: Tensor, *, k: int = 10, ols_regularization_coef: float = 1.0) -> Tensor:
@@ -476,8 +437,53 @@ def lasi(ref: Tensor, dist: Tensor, *, k: int = 10, ols_regularization_coef: flo
     return (total / numel).to(ref.dtype)
 
 
+def _chunk_width(width: int) -> int:
+    """Columns per chunk: the size in ``_CHUNK_SIZES`` that pads the width least (the larger on ties)."""
+    return min(_CHUNK_SIZES, key=lambda size: (-(-width // size) * size, -size))
+
+
+def _chunk_operators(channels: int, chunk: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """The weights that map the features of one chunk (``C x b`` elements, row ``c * b + u``) to its sums.
+
+    Rows of the result, each ``(C * b,)``, in this order:
+
+    * ``before`` (``C * b``): weight ``0.8**L1`` of every element of the chunk that precedes the target in
+      raster order (``u' < u``, or ``u' = u`` and ``c' < c``);
+    * ``whole`` (``C * b``): weight ``0.8**L1`` of every element of the chunk;
+    * ``ahead`` (``C``): weight ``0.8**(|c - c'| + b - u')``, the chunk seen from column ``b`` of channel ``c``;
+    * ``behind`` (``C``): weight ``0.8**(|c - c'| + u' + 1)``, the chunk seen from column ``-1``.
+    """
+    c = torch.arange(channels, device=device).repeat_interleave(chunk)
+    u = torch.arange(chunk, device=device).repeat(channels)
+    dist = (c[:, None] - c[None, :]).abs() + (u[:, None] - u[None, :]).abs()
+    whole = torch.pow(_OMEGA, dist.to(dtype))
+    before = whole * ((u[None, :] < u[:, None]) | ((u[None, :] == u[:, None]) & (c[None, :] < c[:, None])))
+    gap = (torch.arange(channels, device=device)[:, None] - c[None, :]).abs()
+    ahead = torch.pow(_OMEGA, (gap + chunk - u[None, :]).to(dtype))
+    behind = torch.pow(_OMEGA, (gap + u[None, :] + 1).to(dtype))
+    return torch.cat([before, whole, ahead, behind])
+
+
 def _lasi_sums(ref: Tensor, dist: Tensor, k: int, coef: float) -> Tensor:
-    """Sum over all elements of ``||e_i(ref) - e_i(dist)||``, ``(N,)`` float64 (inputs already checked)."""
+    """Sum over all elements of ``||e_i(ref) - e_i(dist)||``, ``(N,)`` float64 (inputs already checked).
+
+    The weighted sums of element ``(h, w, c)`` split into the rows above (``h' < h``, every column and
+    channel), the earlier columns of its row, and the earlier channels of its pixel. Each row is cut into
+    chunks of ``b`` columns (the width padded with elements whose features are 0, never counted):
+
+    * inside a chunk, one matrix product per row of chunks (:func:`_chunk_operators`) gives every
+      element's sum over the chunk's earlier elements (``before``), over the whole chunk (``whole``), and
+      the chunk's total as seen from the next and the previous chunk;
+    * between chunks, first-order recursions along the row (decay ``0.8**b`` per chunk) carry those totals
+      forward and backward, and ``0.8**u`` times them completes both sums of the element in column ``u``;
+    * between rows, a first-order recursion (decay 0.8) carries the row totals down, across the blocks of
+      rows.
+
+    Every step is a sum of non-negative weights times the features, in float64: no cancellation of
+    rescaled values, the rounding error stays a few ulps of ``sum_j w_ij |f_j|``. The features are laid out
+    one row per feature (the layout of the batched solver) with the elements in the order ``(c, u, row,
+    image, chunk)``: any order works as long as both images use the same one.
+    """
     batch, channels, height, width = ref.shape
     numel = channels * height * width
     device = ref.device
@@ -485,77 +491,97 @@ def _lasi_sums(ref: Tensor, dist: Tensor, k: int, coef: float) -> Tensor:
     omega = _OMEGA
     lam = coef * 80.0 / 127.5
     rtol = 10.0 * k * _EPS_F32
+    n_images = 2 * batch
+    chunk = _CHUNK if _CHUNK else _chunk_width(width)
+    n_chunks = -(-width // chunk)
+    padded = n_chunks * chunk
+    cb = channels * chunk
 
-    # (2N, H, W, C) on [0, 255]: flat indices follow raster order, channel fastest. A trailing 0 stands
-    # for the missing neighbours.
-    images = torch.cat([ref, dist]).to(dtype).mul(_SCALE).permute(0, 2, 3, 1).contiguous()
-    flat_images = torch.cat([images.reshape(2 * batch, numel), images.new_zeros(2 * batch, 1)], dim=1)
+    # (2N * (numel + 1),) on [0, 255], raster order (channel fastest) per image; the trailing 0 of each image
+    # stands for the missing neighbours (and the padding).
+    images = torch.cat([ref, dist]).to(dtype).mul(_SCALE).permute(0, 2, 3, 1).reshape(n_images, numel)
+    flat_images = torch.cat([images, images.new_zeros(n_images, 1)], dim=1).reshape(-1)
+    image_start = torch.arange(n_images, device=device) * (numel + 1)
 
     row_class, col_class, offsets, found = _stencil_tables(height, width, channels, k, device)
     strides = torch.tensor([width * channels, channels, 1], device=device)
     # (R, C, Q, k): flat offset of each neighbour, per border class; missing ones point at the 0.
     flat_delta = torch.where(found, (offsets * strides).sum(-1), numel).permute(0, 2, 1, 3)
     chan = torch.arange(channels, device=device)
+    col = torch.arange(padded, device=device)
+    in_image = col < width
+    col_class = torch.cat([col_class, col_class.new_zeros(padded - width)])
     n_tri = k * (k + 1) // 2
     n_feat = n_tri + k
+    operators = _chunk_operators(channels, chunk, dtype, device)
+    decay_in_chunk = torch.pow(omega, torch.arange(chunk, device=device, dtype=dtype))
+    # (b, K): which padded elements are image elements
+    counted = in_image.reshape(n_chunks, chunk).T
 
-    steps = torch.arange(_SCAN_BLOCK, device=device, dtype=dtype)
-    powers = (torch.pow(omega, -steps), torch.pow(omega, steps))
-    gap = chan[:, None] - chan[None, :]
-    # Channel weights: every channel of a pixel (seen from the other pixels), and the earlier channels
-    # only (seen from the same pixel).
-    mix_all = torch.pow(omega, gap.abs().to(dtype))
-    mix_before = torch.pow(omega, gap.to(dtype)) * (gap > 0)
-
-    # Working layout (2N, rows, C, W, features): the order of the elements inside a block does not
-    # matter (both images use the same one), and channel slabs are contiguous.
     block_elements = _ROW_BLOCK_ELEMENTS.get(device.type, _ROW_BLOCK_ELEMENTS["cpu"])
-    rows_per_block = max(1, block_elements // (width * channels))
-    # carry = sum over the rows above the block of 0.8**(h - h') * (row total at h'), h = its first row.
-    carry = images.new_zeros(2 * batch, channels, width, n_feat)
+    rows_per_block = max(1, block_elements // (padded * channels))
+    # carry = sum over the rows above the block of 0.8**(h - h') * (row total at h'), h = its first row;
+    # laid out (F, C * b, 2N * K) like one row of the block.
+    carry = images.new_zeros(n_feat, cb, n_images * n_chunks)
     total = images.new_zeros(batch)
     for h0 in range(0, height, rows_per_block):
         n_rows = min(rows_per_block, height - h0)
         block_rows = row_class[h0 : h0 + n_rows]
-        delta = flat_delta[block_rows[:, None, None], chan[None, :, None], col_class[None, None, :]]
-        here = torch.arange(h0 * width * channels, (h0 + n_rows) * width * channels, device=device)
-        here = here.reshape(n_rows, width, channels).transpose(1, 2)
-        index = torch.where(delta < numel, here[..., None] + delta, numel)  # (L, C, W, k)
-        neigh = flat_images[:, index]  # (2N, L, C, W, k)
-        values = flat_images[:, here]  # (2N, L, C, W)
+        delta = flat_delta[block_rows[:, None, None], chan[None, :, None], col_class[None, None, :]]  # (L, C, Wp, k)
+        here = torch.arange(h0, h0 + n_rows, device=device)[:, None, None] * (width * channels)
+        here = here + col[None, None, :] * channels + chan[None, :, None]  # (L, C, Wp)
+        present = in_image[None, None, :, None] & (delta < numel)
+        index = torch.where(present, here[..., None] + delta, numel)
+        here = torch.where(in_image[None, None, :], here, numel)
+        # (k, C, b, L, 1, K) + (2N, 1): element order (c, u, row, image, chunk)
+        index = index.reshape(n_rows, channels, n_chunks, chunk, k).permute(4, 1, 3, 0, 2)[:, :, :, :, None]
+        here = here.reshape(n_rows, channels, n_chunks, chunk).permute(1, 3, 0, 2)[:, :, :, None]
+        neigh = flat_images[index + image_start[:, None]]  # (k, C, b, L, 2N, K)
+        values = flat_images[here + image_start[:, None]]  # (C, b, L, 2N, K)
 
-        # Per element j: upper triangle of n_j n_j^T (row by row), then x_j n_j.
-        feats = neigh.new_empty(*neigh.shape[:-1], n_feat)
-        col = 0
+        # Per element j: upper triangle of n_j n_j^T (row by row), then x_j n_j; one row per feature.
+        feats = neigh.new_empty(n_feat, *neigh.shape[1:])
+        start = 0
         for a in range(k):
-            torch.mul(neigh[..., a : a + 1], neigh[..., a:], out=feats[..., col : col + k - a])
-            col += k - a
-        torch.mul(values[..., None], neigh, out=feats[..., n_tri:])
+            torch.mul(neigh[a : a + 1], neigh[a:], out=feats[start : start + k - a])
+            start += k - a
+        torch.mul(values, neigh, out=feats[n_tri:])
         del neigh, values
-
-        slabs = feats.reshape(2 * batch * n_rows, channels, width * n_feat)
-        pix = torch.matmul(mix_all, slabs).reshape(feats.shape) if channels > 1 else feats
-        # Columns: the earlier pixels of the row (left), and the whole row (for the rows below).
-        forward = _decay_cumsum(pix, 3, omega, powers)
-        backward = _decay_cumsum(pix.flip(3), 3, omega, powers).flip(3)
-        sums = torch.sub(forward, pix)
-        if channels > 1:
-            sums += torch.matmul(mix_before, slabs).reshape(feats.shape)
-        del feats, slabs
-        row_total = forward.add_(backward).sub_(pix)
-        del backward, pix, forward
-        # Rows: every earlier row, through the carry from the blocks above.
-        down = _decay_cumsum(row_total, 1, omega, powers)
+        # (F, rows of _chunk_operators, L * 2N * K)
+        parts = torch.matmul(operators, feats.reshape(n_feat, cb, -1))
+        del feats
+        sums = parts[:, :cb].reshape(n_feat, channels, chunk, n_rows, n_images, n_chunks)
+        row_total = parts[:, cb : 2 * cb].reshape(sums.shape)
+        ahead = parts[:, 2 * cb : 2 * cb + channels].reshape(n_feat, channels, 1, n_rows, n_images, n_chunks)
+        behind = parts[:, 2 * cb + channels :].reshape(ahead.shape)
+        # Chunk by chunk along the row: what the earlier chunks add to column 0 of chunk K (seen from its
+        # column -1, times 0.8), and the later ones to its last column (seen from column b).
+        left = torch.zeros_like(ahead)
+        right = torch.zeros_like(behind)
+        skip = omega**chunk
+        for q in range(1, n_chunks):
+            torch.add(ahead[..., q - 1], left[..., q - 1], alpha=skip, out=left[..., q])
+            p = n_chunks - 1 - q
+            torch.add(behind[..., p + 1], right[..., p + 1], alpha=skip, out=right[..., p])
+        del ahead, behind
+        # ``ahead`` already includes the step into the next chunk: column u gets 0.8**u of it.
+        weight = decay_in_chunk.reshape(1, 1, chunk, 1, 1, 1)
+        sums.addcmul_(left, weight)
+        row_total.addcmul_(left, weight).addcmul_(right, weight.flip(2))
+        del left, right
+        # Rows: every earlier row, through the carry.
+        sums = sums.reshape(n_feat, cb, n_rows, n_images * n_chunks)
+        row_total = row_total.reshape(sums.shape)
+        for row in range(n_rows):
+            sums[:, :, row] += carry
+            carry.add_(row_total[:, :, row]).mul_(omega)
         del row_total
-        sums.addcmul_(carry[:, None], powers[1][:n_rows].reshape(1, -1, 1, 1, 1))
-        sums[:, 1:].add_(down[:, :-1], alpha=omega)
-        carry.mul_(omega**n_rows).add_(down[:, -1], alpha=omega)
-        del down
 
-        emb = _embed(sums, k, lam, rtol)
-        del sums
-        diff = emb[:, :batch] - emb[:, batch:]
-        gaps = _dot_rows(diff, diff).sqrt_()
-        total += gaps.reshape(batch, -1).sum(-1)
+        emb = _embed(sums.reshape(n_feat, -1), k, lam, rtol).reshape(k, channels, chunk, n_rows, n_images, n_chunks)
+        del sums, parts
+        diff = emb[:, :, :, :, :batch] - emb[:, :, :, :, batch:]
+        gaps = _dot_rows(diff, diff).sqrt_()  # (C, b, L, N, K)
+        gaps = gaps * counted[None, :, None, None, :]
+        total += gaps.sum(dim=(0, 1, 2, 4))
 
     return total
