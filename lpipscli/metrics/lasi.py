@@ -263,22 +263,22 @@ def _pinv_solve_packed(
     rest = (~certified).nonzero().squeeze(-1)
     if not rest.numel():
         return out
-    rest_mat = tri[:, rest][position.reshape(-1)].reshape(k, k, -1)
-    rest_mat.diagonal(dim1=0, dim2=1).add_(lam)
-    rest_rhs = rhs[:, rest]
     if lam > 0 and k > 1:
         # Rank one kept needs trace(A) = lambda_1 + (the dropped ones) <= (1 + (k-1) rtol) lambda_1, and
         # lambda_1 <= ||A||_F: a free filter that leaves out the matrices with several kept eigenvalues.
-        trace = rest_mat.diagonal(dim1=0, dim2=1).sum(-1)
+        trace = tri[position.diagonal().tolist()].index_select(1, rest).sum(0).add_(k * lam)
         maybe = trace <= (1.0 + (k - 1) * rtol) * (1.0 + 1e-12) * upper[rest]
         if maybe.any():
-            one, solved = _rank_one_solve(rest_mat[:, :, maybe], rest_rhs[:, maybe], rtol, upper[rest[maybe]])
-            out[:, rest[maybe][solved]] = one[:, solved]
-            left = ~maybe
-            left[maybe.nonzero().squeeze(-1)[~solved]] = True
-            rest, rest_mat, rest_rhs = rest[left], rest_mat[:, :, left], rest_rhs[:, left]
+            cand = rest[maybe]
+            one, solved = _rank_one_solve(
+                tri.index_select(1, cand), rhs.index_select(1, cand), position, lam, rtol, upper[cand], work
+            )
+            out[:, cand[solved]] = one[:, solved]
+            rest = torch.cat([rest[~maybe], cand[~solved]])
     if rest.numel():
-        out[:, rest] = _pinv_solve(rest_mat.permute(2, 0, 1), rest_rhs.T, rtol).T
+        rest_mat = tri.index_select(1, rest)[position.reshape(-1)].reshape(k, k, -1)
+        rest_mat.diagonal(dim1=0, dim2=1).add_(lam)
+        out[:, rest] = _pinv_solve(rest_mat.permute(2, 0, 1), rhs.index_select(1, rest).T, rtol).T
     return out
 
 
@@ -291,15 +291,15 @@ def _dot_rows(x: Tensor, y: Tensor) -> Tensor:
     return out
 
 
-def _matvec_soa(mat: Tensor, vec: Tensor) -> Tensor:
-    """``A x`` for every ``(k, k)`` matrix of ``mat (k, k, M)`` and ``vec (k, M)``."""
-    out = mat[:, 0] * vec[0]
-    for b in range(1, mat.shape[1]):
-        out.addcmul_(mat[:, b], vec[b])
-    return out
-
-
-def _rank_one_solve(mat: Tensor, rhs: Tensor, rtol: float, upper: Tensor) -> tuple[Tensor, Tensor]:
+def _rank_one_solve(
+    tri: Tensor,
+    rhs: Tensor,
+    position: Tensor,
+    lam: float,
+    rtol: float,
+    upper: Tensor,
+    work: dict[str, Tensor] | None = None,
+) -> tuple[Tensor, Tensor]:
     """``pinv(A) @ b`` where the cut-off keeps only the largest eigenvalue, proven per matrix.
 
     Uniform gray regions (or regions with equal channels) give such matrices: every neighbourhood vector
@@ -320,27 +320,46 @@ def _rank_one_solve(mat: Tensor, rhs: Tensor, rtol: float, upper: Tensor) -> tup
     (``|lambda| = lambda``): the caller checks ``lam > 0``.
 
     Args:
-        mat: ``(k, k, M)`` symmetric positive definite float64 (both triangles).
+        tri: ``(k(k+1)/2, M)`` float64: the upper triangle of ``A - lam I`` (row by row), one row per entry.
         rhs: ``(k, M)``.
+        position: :func:`_triangle_positions`.
+        lam: ridge term on the diagonal.
         rtol: relative cut-off.
         upper: ``(M,)`` Frobenius norms of the matrices.
+        work: buffers kept between calls (see :func:`_buffer`).
 
     Returns:
         ``(k, M)`` solutions and ``(M,)`` bool, True where every proof holds (elsewhere the value is
         meaningless).
     """
-    vec = _matvec_soa(mat, torch.ones_like(rhs))
+    k = rhs.shape[0]
+    rows = position.tolist()
+
+    def matvec(vec: Tensor) -> Tensor:
+        out = torch.mul(vec, lam)
+        for a in range(k):
+            for b in range(k):
+                out[a].addcmul_(tri[rows[a][b]], vec[b])
+        return out
+
+    vec = matvec(torch.ones_like(rhs))
     for _ in range(_POWER_STEPS):
-        vec = _matvec_soa(mat, vec / _dot_rows(vec, vec).sqrt_())
+        vec = matvec(vec / _dot_rows(vec, vec).sqrt_())
     vec = vec / _dot_rows(vec, vec).sqrt_()
-    image = _matvec_soa(mat, vec)
+    image = matvec(vec)
     top = _dot_rows(vec, image)
     image.sub_(top * vec)
     residual = _dot_rows(image, image).sqrt_()
-    solved = residual <= _RESIDUAL_EPS * torch.finfo(mat.dtype).eps * upper
+    solved = residual <= _RESIDUAL_EPS * torch.finfo(tri.dtype).eps * upper
     solved &= top > 2 * _CERTIFY_MARGIN * rtol * upper + residual
-    bound = torch.sub(vec[:, None] * (vec * top)[None, :], mat)
-    bound.diagonal(dim1=0, dim2=1).add_(((rtol / _CERTIFY_MARGIN) * top)[:, None])
+    # lower triangle of rtol mu / m I - E = rtol mu / m I + mu x x^T - A
+    bound = _buffer(work, "chol", (k, k, rhs.shape[1]), tri)
+    scaled = vec * top
+    shift = (rtol / _CERTIFY_MARGIN) * top - lam
+    for a in range(k):
+        for b in range(a + 1):
+            torch.mul(vec[a], scaled[b], out=bound[a, b]).sub_(tri[rows[a][b]])
+        bound[a, a].add_(shift)
     solved &= _cholesky_soa(bound)
     return vec * (_dot_rows(vec, rhs) / top), solved
 
