@@ -266,20 +266,25 @@ def _pinv_solve_packed(
     if lam > 0 and k > 1:
         # Rank one kept needs trace(A) = lambda_1 + (the dropped ones) <= (1 + (k-1) rtol) lambda_1, and
         # lambda_1 <= ||A||_F: a free filter that leaves out the matrices with several kept eigenvalues.
-        trace = tri[position.diagonal().tolist()].index_select(1, rest).sum(0).add_(k * lam)
+        trace = _columns(tri[position.diagonal().tolist()], rest).sum(0).add_(k * lam)
         maybe = trace <= (1.0 + (k - 1) * rtol) * (1.0 + 1e-12) * upper[rest]
         if maybe.any():
             cand = rest[maybe]
             one, solved = _rank_one_solve(
-                tri.index_select(1, cand), rhs.index_select(1, cand), position, lam, rtol, upper[cand], work
+                _columns(tri, cand), _columns(rhs, cand), position, lam, rtol, upper[cand], work
             )
             out[:, cand[solved]] = one[:, solved]
             rest = torch.cat([rest[~maybe], cand[~solved]])
     if rest.numel():
-        rest_mat = tri.index_select(1, rest)[position.reshape(-1)].reshape(k, k, -1)
+        rest_mat = _columns(tri, rest)[position.reshape(-1)].reshape(k, k, -1)
         rest_mat.diagonal(dim1=0, dim2=1).add_(lam)
-        out[:, rest] = _pinv_solve(rest_mat.permute(2, 0, 1), rhs.index_select(1, rest).T, rtol).T
+        out[:, rest] = _pinv_solve(rest_mat.permute(2, 0, 1), _columns(rhs, rest).T, rtol).T
     return out
+
+
+def _columns(x: Tensor, index: Tensor) -> Tensor:
+    """``x[:, index]`` for a 2-D ``x`` (``gather`` is 2-3x faster than indexing along the second axis)."""
+    return torch.gather(x, 1, index.expand(x.shape[0], -1))
 
 
 def _dot_rows(x: Tensor, y: Tensor) -> Tensor:
