@@ -45,6 +45,8 @@ _RESIDUAL_EPS = 64.0
 #: element, a few arrays of them, for each image of the batch) then stays in cache on a CPU; on a GPU
 #: larger blocks mean fewer kernel launches. Results do not depend on the batch composition.
 _ROW_BLOCK_ELEMENTS = {"cpu": 1 << 14, "cuda": 1 << 16}
+#: Longest run of chunks whose recursion is one matrix product (:func:`_chunk_recursion`).
+_SEGMENT = 32
 #: Columns per chunk of a row (:func:`_lasi_sums`) to choose from; ``_CHUNK`` (0: choose) forces one.
 _CHUNK_SIZES = (4, 5, 6, 3)
 _CHUNK = 0
@@ -508,6 +510,28 @@ def _chunk_operators(channels: int, chunk: int, dtype: torch.dtype, device: torc
     return torch.cat([before, whole, ahead, behind])
 
 
+def _chunk_recursion(x: Tensor, skip: float, *, reverse: bool) -> Tensor:
+    """``y[..., q] = sum_{q' < q} skip**(q - 1 - q') x[..., q']`` (``q' > q``, ``skip**(q' - q - 1)`` when
+    ``reverse``) along the last axis: products with the matrix of these weights over runs of at most
+    ``_SEGMENT`` entries, chained by a carry. Non-negative weights at most 1: no rescaling, no cancellation."""
+    length = x.shape[-1]
+    out = x.new_empty(x.shape)
+    carry = x.new_zeros(x.shape[:-1])
+    starts = list(range(0, length, _SEGMENT))
+    for start in reversed(starts) if reverse else starts:
+        size = min(_SEGMENT, length - start)
+        step = torch.arange(size, device=x.device, dtype=x.dtype)
+        gap = step[:, None] - step[None, :] if reverse else step[None, :] - step[:, None]  # (i, j) -> i - j or j - i
+        weights = torch.where(gap > 0, torch.pow(skip, (gap - 1).clamp(min=0)), 0.0)
+        entry = torch.pow(skip, step.flip(0) if reverse else step)  # from the carry to entry j
+        leave = torch.pow(skip, step if reverse else step.flip(0))  # from entry i to the next run's carry
+        part = x[..., start : start + size]
+        seg = torch.matmul(part, weights).addcmul_(carry[..., None], entry)
+        out[..., start : start + size] = seg
+        carry = torch.matmul(part, leave).add_(carry, alpha=skip**size)
+    return out
+
+
 def _lasi_sums(ref: Tensor, dist: Tensor, k: int, coef: float) -> Tensor:
     """Sum over all elements of ``||e_i(ref) - e_i(dist)||``, ``(N,)`` float64 (inputs already checked).
 
@@ -604,17 +628,14 @@ def _lasi_sums(ref: Tensor, dist: Tensor, k: int, coef: float) -> Tensor:
         row_total = parts[:, cb : 2 * cb].reshape(sums.shape)
         ahead = parts[:, 2 * cb : 2 * cb + channels].reshape(n_feat, channels, 1, n_rows, n_images, n_chunks)
         behind = parts[:, 2 * cb + channels :].reshape(ahead.shape)
-        # Chunk by chunk along the row: what the earlier chunks add to column 0 of chunk K (seen from its
-        # column -1, times 0.8), and the later ones to its last column (seen from column b).
-        left = torch.zeros_like(ahead)
-        right = torch.zeros_like(behind)
-        skip = omega**chunk
-        for q in range(1, n_chunks):
-            torch.add(ahead[..., q - 1], left[..., q - 1], alpha=skip, out=left[..., q])
-            p = n_chunks - 1 - q
-            torch.add(behind[..., p + 1], right[..., p + 1], alpha=skip, out=right[..., p])
+        # Along the row: left[q] = sum over the chunks q' < q of 0.8**(b (q - q' - 1)) ahead[q'], the earlier
+        # chunks seen from column 0 of chunk q (ahead already includes the step into the next chunk); right[q]
+        # likewise the later chunks seen from the last column of chunk q.
+        flat_shape = (n_feat, channels * n_rows * n_images, n_chunks)
+        left = _chunk_recursion(ahead.reshape(flat_shape), omega**chunk, reverse=False).reshape(ahead.shape)
+        right = _chunk_recursion(behind.reshape(flat_shape), omega**chunk, reverse=True).reshape(ahead.shape)
         del ahead, behind
-        # ``ahead`` already includes the step into the next chunk: column u gets 0.8**u of it.
+        # column u is u steps from column 0 and b - 1 - u from the last one
         weight = decay_in_chunk.reshape(1, 1, chunk, 1, 1, 1)
         sums.addcmul_(left, weight)
         row_total.addcmul_(left, weight).addcmul_(right, weight.flip(2))
