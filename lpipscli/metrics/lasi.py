@@ -9,8 +9,10 @@ The official code materialises every ``(i, j)`` pair (``O(N**2 k**2)`` memory: o
 RGB). Here the weight factorises as ``0.8**|dh| * 0.8**|dw| * 0.8**|dc|`` and the set of previous
 elements is ``{h' < h} + {h' = h, w' < w} + {h' = h, w' = w, c' < c}``, so every sum is a chain of
 first-order recursions along channels, columns and rows: ``O(N k**2)`` time, computed in float64 with
-rescaled cumulative sums, in blocks of rows so that the working memory stays bounded. The result is
-the same quantity, not an approximation.
+non-negative weights only (small matrix products inside chunks of a few columns, recursions between
+chunks and between rows), in blocks of rows so that the working memory stays bounded. The result is the
+same quantity, not an approximation. The ``k x k`` pseudo-inverses then take the cheapest proven path
+(:func:`_pinv_solve_packed`).
 """
 
 from __future__ import annotations
