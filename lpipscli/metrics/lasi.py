@@ -541,16 +541,18 @@ def _lasi_sums(ref: Tensor, dist: Tensor, k: int, coef: float) -> Tensor:
     channel), the earlier columns of its row, and the earlier channels of its pixel. Each row is cut into
     chunks of ``b`` columns (the width padded with elements whose features are 0, never counted):
 
-    * inside a chunk, one matrix product per row of chunks (:func:`_chunk_operators`) gives every
-      element's sum over the chunk's earlier elements (``before``), over the whole chunk (``whole``), and
-      the chunk's total as seen from the next and the previous chunk;
+    * inside a chunk, a product with a small matrix (:func:`_chunk_operators`; one product per feature
+      for all chunks of a block) gives every element's sum over the chunk's earlier elements
+      (``before``), over the whole chunk (``whole``), and the chunk's total as seen from the next and the
+      previous chunk;
     * between chunks, first-order recursions along the row (decay ``0.8**b`` per chunk) carry those totals
       forward and backward, and ``0.8**u`` times them completes both sums of the element in column ``u``;
     * between rows, a first-order recursion (decay 0.8) carries the row totals down, across the blocks of
       rows.
 
-    Every step is a sum of non-negative weights times the features, in float64: no cancellation of
-    rescaled values, the rounding error stays a few ulps of ``sum_j w_ij |f_j|``. The features are laid out
+    Every step is a sum of non-negative weights (at most 1) times the features, in float64, without the
+    rescaling by ``0.8**-t`` of a cumulative sum: the rounding error stays a few ulps of ``sum_j w_ij |f_j|``
+    (the features of images on [0, 255] are themselves non-negative). The features are laid out
     one row per feature (the layout of the batched solver) with the elements in the order ``(c, u, row,
     image, chunk)``: any order works as long as both images use the same one.
     """
