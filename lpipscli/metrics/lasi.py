@@ -486,7 +486,10 @@ def lasi(ref: Tensor, dist: Tensor, *, k: int = 10, ols_regularization_coef: flo
 
 
 def _chunk_width(width: int) -> int:
-    """Columns per chunk: the size in ``_CHUNK_SIZES`` that pads the width least (the larger on ties)."""
+    """Columns per chunk: the size in ``_CHUNK_SIZES`` that pads the width least (the larger on ties); the
+    width itself when it is narrower than all of them."""
+    if width < min(_CHUNK_SIZES):
+        return width
     return min(_CHUNK_SIZES, key=lambda size: (-(-width // size) * size, -size))
 
 
