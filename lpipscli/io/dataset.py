@@ -264,6 +264,10 @@ class PairDataset(Dataset):
     def __len__(self) -> int:
         return len(self.chunks)
 
+    def item_sizes(self) -> list[tuple[int, int]]:
+        """``(pairs, pixels)`` of each item, references included (what :func:`prefetch_items` sizes by)."""
+        return [(len(c.pairs), (len(c.pairs) + 1) * c.height * c.width) for c in self.chunks]
+
     def _dist_array(self, ref_img, chunk: Chunk, pair: Pair) -> tuple[np.ndarray, np.ndarray | None]:
         """The distorted image's array and, for ``--alpha mask``, the mask of pixels opaque on both sides."""
         if ref_img is None:
@@ -505,6 +509,28 @@ def _plane_tensors(planes) -> tuple[torch.Tensor, ...]:
     return tuple(torch.from_numpy(np.ascontiguousarray(p)) for p in planes)
 
 
-def prefetch_items(batch_size: int, workers: int) -> int:
-    """Items each worker keeps decoded ahead, so that decoding overlaps the compute of a whole batch."""
-    return max(2, math.ceil(2 * batch_size / max(1, workers)))
+def prefetch_items(batch_size: int, workers: int, max_batch_pixels: int | None = None,
+                   sizes: list[tuple[int, int]] | None = None) -> int:
+    """Items each worker keeps decoded ahead: about two batches in flight in all, counted in pairs and pixels.
+
+    Decoded items wait in shared memory between a worker and the main process; the DataLoader bounds them in
+    items (``prefetch_factor`` per worker), but an item holds a reference and up to a whole batch of its
+    distorted versions. So the count comes from the items' sizes: as many items as make two batches on
+    average (by ``batch_size`` pairs or ``max_batch_pixels``, whichever closes a batch first), and no more
+    than four pixel budgets' worth of the largest item; at least 2 per worker, so that decoding overlaps
+    compute. Without ``sizes`` (a source that does not know them), one pair per item is assumed.
+
+    Args:
+        batch_size: most pairs per batch.
+        workers: decoding worker processes (at least 1).
+        max_batch_pixels: most pixels per batch.
+        sizes: ``(pairs, pixels)`` of every item (pixels: reference and distorted images together).
+    """
+    workers = max(1, workers)
+    if not sizes or max_batch_pixels is None:
+        return max(2, math.ceil(2 * batch_size / workers))
+    mean_pairs = sum(p for p, _ in sizes) / len(sizes)
+    mean_pixels = sum(px for _, px in sizes) / len(sizes)
+    per_batch = max(1.0, min(batch_size / max(1.0, mean_pairs), max_batch_pixels / max(1.0, mean_pixels)))
+    cap = 4 * max_batch_pixels // max(1, max(px for _, px in sizes))
+    return max(2, math.ceil(round(min(2 * per_batch, cap)) / workers))
