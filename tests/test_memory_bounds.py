@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from lpipscli.config import RunConfig
@@ -86,3 +87,67 @@ def test_prefetch_counts_items_by_their_pairs_and_pixels():
     assert prefetch_items(16, 1, 4 * 2**20, [(1, 2 * 1920 * 1080)] * 50) == 2
     # a source that does not know its items' sizes: one pair per item, as before
     assert prefetch_items(16, 2) == 16
+
+
+def _chunks(n_refs: int, per_ref: int):
+    from lpipscli.io.dataset import Chunk
+    from lpipscli.io.pairing import Pair
+
+    return [Chunk(f"/data/ref{r}.png", tuple(Pair(f"k{r}_{d}", Path(f"/data/ref{r}.png"), Path(f"/data/d/{r}_{d}.jpg"),
+                                             f"group{d % 3}") for d in range(per_ref)),
+                  32, 48, 3, tuple(None if d % 2 else (64, 96) for d in range(per_ref)))
+            for r in range(n_refs)]
+
+
+def _reachable(root) -> int:
+    """Python objects reachable from ``root``'s attributes (``root`` included; classes and modules not followed)."""
+    import gc
+    import types
+
+    seen, stack = {id(root)}, list(vars(root).values())
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, (type, types.ModuleType, types.FunctionType)):
+            continue
+        seen.add(id(obj))
+        stack.extend(gc.get_referents(obj))
+    return len(seen)
+
+
+def test_what_workers_decode_from_holds_no_python_object_per_pair():
+    # a forked worker writes the reference count of every object it reads, which copies its page: the data
+    # it decodes from must not hold an object per pair (the classic DataLoader copy-on-write growth)
+    from lpipscli.io.dataset import PairDataset
+
+    small, large = PairDataset(_chunks(2, 3)), PairDataset(_chunks(40, 50))
+    assert small._packed is not None
+    assert _reachable(small._packed) == _reachable(large._packed)
+
+
+def test_a_worker_decodes_the_same_chunk_without_reading_the_planned_objects(tmp_path, monkeypatch):
+    import gc
+
+    import lpipscli.io.dataset as dataset_module
+
+    listing = _pair_list(tmp_path, refs=2, dists_per_ref=3)
+    engine = Engine(RunConfig(ref=None, dists=(), metrics=("psnr",), pairs=listing, device="cpu", workers=0))
+    dataset = engine.plan().dataset
+    in_main = [dataset[i] for i in range(len(dataset))]
+    frozen = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    monkeypatch.setattr(dataset_module, "get_worker_info", lambda: object())  # as in a DataLoader worker
+
+    class Untouchable(list):
+        def __getitem__(self, index):
+            raise AssertionError("a worker read the planned Chunk objects")
+
+    planned = dataset.chunks
+    dataset.chunks = Untouchable(planned)
+    in_worker = [dataset[i] for i in range(len(dataset))]
+    assert frozen == [True]  # the parent's objects are frozen once, so the worker's collections skip them
+    for a, b in zip(in_main, in_worker, strict=True):
+        assert a["chunk"] == b["chunk"]
+        assert a["errors"] == b["errors"]
+        assert torch.equal(a["ref"], b["ref"])
+        assert all(torch.equal(x, y) for x, y in zip(a["dists"], b["dists"], strict=True))
+    assert [c.pairs for c in planned] == [item["chunk"].pairs for item in in_worker]

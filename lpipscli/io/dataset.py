@@ -8,14 +8,16 @@ groups decoded items of equal shape under a pixel budget, for every kind of sour
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, IterableDataset
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from lpipscli.errors import DecodeError, LpipsCliError
 from lpipscli.io.decoding import (
@@ -245,6 +247,51 @@ def _resize(tensor: torch.Tensor, height: int, width: int, scale: float | None =
     return x[0].clamp_(0, 1)
 
 
+class _PackedChunks:
+    """The chunks of a :class:`PairDataset` without a Python object per pair, for the decoding workers.
+
+    A worker is a fork of the main process and shares its memory until a page is written; reading a Python
+    object writes its reference count. Decoding from the planned :class:`Chunk` and :class:`Pair` objects
+    (and pickling them back with each item) made every worker copy the pages of all of them, a cost that
+    grows with the number of pairs. Here each chunk's strings are one UTF-8 blob with NumPy offsets and its
+    numbers NumPy arrays; a worker rebuilds the chunk it decodes as new objects.
+    """
+
+    def __init__(self, chunks: list[Chunk]):
+        texts: list[str] = []
+        numbers: list[tuple[int, int, int, int]] = []  # per chunk: first pair, height, width, channels
+        sizes: list[tuple[int, int]] = []  # per pair: resize_from (-1, -1 for None)
+        for chunk in chunks:
+            numbers.append((len(sizes), chunk.height, chunk.width, chunk.channels))
+            texts.append(chunk.ref_path)
+            for pair, resize_from in zip(chunk.pairs, chunk.resize_from, strict=True):
+                texts.extend((pair.key, str(pair.ref_path), str(pair.dist_path), pair.dist_root))
+                sizes.append(resize_from or (-1, -1))
+        encoded = [t.encode("utf-8", "surrogateescape") for t in texts]
+        self._blob = b"".join(encoded)
+        self._offsets = np.cumsum([0] + [len(e) for e in encoded], dtype=np.int64)
+        self._numbers = np.array(numbers, dtype=np.int64).reshape(-1, 4)
+        self._sizes = np.array(sizes, dtype=np.int64).reshape(-1, 2)
+        self._n_pairs = len(sizes)
+        self.frozen = False
+
+    def _text(self, k: int) -> str:
+        return self._blob[self._offsets[k]:self._offsets[k + 1]].decode("utf-8", "surrogateescape")
+
+    def chunk(self, index: int) -> Chunk:
+        first, height, width, channels = (int(v) for v in self._numbers[index])
+        last = int(self._numbers[index + 1][0]) if index + 1 < len(self._numbers) else self._n_pairs
+        base = first * 4 + index  # texts: one reference path per chunk, four strings per pair
+        pairs, resize_from = [], []
+        for j in range(last - first):
+            t = base + 1 + 4 * j
+            pairs.append(Pair(self._text(t), Path(self._text(t + 1)), Path(self._text(t + 2)), self._text(t + 3)))
+            w, h = (int(v) for v in self._sizes[first + j])
+            resize_from.append(None if w < 0 else (w, h))
+        return Chunk(ref_path=self._text(base), pairs=tuple(pairs), height=height, width=width, channels=channels,
+                     resize_from=tuple(resize_from))
+
+
 class PairDataset(Dataset):
     """Decodes one :class:`Chunk` per item: its reference once, then each distorted file.
 
@@ -260,6 +307,7 @@ class PairDataset(Dataset):
         self.alpha = alpha
         self.alpha_color = alpha_color
         self.max_pixels = max_pixels
+        self._packed = _PackedChunks(chunks) if all(type(p) is Pair for c in chunks for p in c.pairs) else None
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -284,7 +332,13 @@ class PairDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         """Decode one chunk. ``--alpha composite-both|mask`` treat both sides of a pair alike (the reference's
         array never depends on a distorted image, so it is made once); ``mask`` adds per-pair masks."""
-        chunk = self.chunks[index]
+        if self._packed is not None and get_worker_info() is not None:  # in a decoding worker: see _PackedChunks
+            if not self._packed.frozen:
+                gc.freeze()  # the parent's objects: later collections here must not write to their pages
+                self._packed.frozen = True
+            chunk = self._packed.chunk(index)
+        else:
+            chunk = self.chunks[index]
         n = len(chunk.pairs)
         item = {"chunk": chunk, "ref": None, "dists": [None] * n, "errors": [None] * n, "masks": [None] * n}
         ref_img = None
