@@ -151,3 +151,20 @@ def test_a_worker_decodes_the_same_chunk_without_reading_the_planned_objects(tmp
         assert torch.equal(a["ref"], b["ref"])
         assert all(torch.equal(x, y) for x, y in zip(a["dists"], b["dists"], strict=True))
     assert [c.pairs for c in planned] == [item["chunk"].pairs for item in in_worker]
+
+
+def test_video_frame_groups_in_flight_are_sized_by_their_frames(tmp_path):
+    """With ``--workers 1`` a video run's decoded frame groups in flight are counted in frames and pixels too:
+    a group is one reference frame and a frame of every encode."""
+    from _helpers import write_ffv1_clip
+
+    from lpipscli.io.dataset import VideoDataset
+    from lpipscli.io.video import plan_video
+
+    frames = [np.full((48, 64, 3), 10 * k, np.uint8) for k in range(3)]
+    ref = write_ffv1_clip(tmp_path / "ref.mkv", frames)
+    encodes = [write_ffv1_clip(tmp_path / f"e{k}.mkv", frames) for k in range(3)]
+    dataset = VideoDataset(plan_video(ref, encodes), [str(e) for e in encodes])
+    assert dataset.item_sizes() == [(3, 4 * 64 * 48)]
+    # a 1080p group of 3 encodes is 4 frames of 2 Mpx: two of them fill the 4 Mpx pixel budget twice over
+    assert prefetch_items(BATCH, 1, 4 * 2**20, [(3, 4 * 1920 * 1080)]) == 2

@@ -493,6 +493,11 @@ class VideoDataset(IterableDataset):
         self.planes = planes or not rgb
         self.rgb = rgb
 
+    def item_sizes(self) -> list[tuple[int, int]]:
+        """``(pairs, pixels)`` of a frame group (:func:`prefetch_items` sizes the frames in flight by it)."""
+        plan = self.plan
+        return [(len(plan.dists), (len(plan.dists) + 1) * plan.ref.height * plan.ref.width)]
+
     def __iter__(self) -> Iterator[dict]:
         from lpipscli.io.video import iter_frame_groups
 
