@@ -26,6 +26,7 @@ What each side computes (so the ratio compares tools, not identical arithmetic):
     python benchmarks/bench_video.py --data DIR --workers 2
     python benchmarks/bench_video.py --bit-depths             # 8- and 10-bit synthetic clips, 360p and 1080p
     python benchmarks/bench_video.py --bit-depths --smoke     # 64x48, 5 frames: checks the script runs
+    python benchmarks/bench_video.py --bit-depths --metric-sets psnr_yuv,ssim_ffmpeg   # only these
 
 ``--bit-depths`` (needs no shared data): 8-bit ``yuv420p`` and 10-bit ``yuv420p10le`` clips made with
 PyAV (``bench_decode.make_clip``: x264 CRF 23 reference, CRF 35 distorted) at 360p and 1080p; per clip,
@@ -176,9 +177,9 @@ def bit_depth_section(args, env: dict, tmp: Path, have_ffmpeg: bool) -> None:
     chosen = ["48"] if args.smoke else [s.strip() for s in args.bit_sizes.split(",") if s.strip()]
     # small clips get more frames, so that their steady rate stands out of the start-up's noise
     frames_of = {"48": 5, "360": args.frames * 5, "1080": args.frames}
-    metric_sets = ["psnr_yuv", "psnr", "ssim_ffmpeg", "ssim", "lpips_alex"]
-    if vmaf_available():
-        metric_sets.append("vmaf")
+    metric_sets = [m.strip() for m in args.metric_sets.split(",") if m.strip()]
+    if "vmaf" in metric_sets and not vmaf_available():
+        metric_sets.remove("vmaf")
     print(f"\nbit depths: x264 clips made here, {args.frames} frames at 1080p, {args.frames * 5} at 360p; "
           f"frames/s of frame pairs (best of {args.repeat}); "
           "steady = without the fixed cost (a 1-frame run subtracted); peak = PSS of the process tree")
@@ -240,6 +241,8 @@ def main() -> None:
     parser.add_argument("--bit-sizes", default="360,1080", help="--bit-depths: comma-separated 360 and/or 1080")
     parser.add_argument("--frames", type=int, default=60, help="--bit-depths: frames per 1080p clip (5x at 360p)")
     parser.add_argument("--smoke", action="store_true", help="--bit-depths at 64x48, 5 frames")
+    parser.add_argument("--metric-sets", default="psnr_yuv,psnr,ssim_ffmpeg,ssim,lpips_alex,vmaf",
+                        help="--bit-depths: the metrics timed, one run each (vmaf only where libvmaf is)")
     args = parser.parse_args()
     if args.bit_depths or args.smoke:
         if args.smoke:

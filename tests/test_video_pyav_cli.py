@@ -131,6 +131,29 @@ def test_plane_columns_equal_ffmpeg_filters_frame_by_frame(tmp_path, pix_fmt):
 
 
 @needs_filters
+def test_plane_columns_of_two_encodes_in_shared_batches_equal_ffmpeg(tmp_path):
+    """Two encodes in one run, batches of 6 pairs: a batch holds three reference frames, each shared by
+    both encodes (the plane runner pairs each distorted frame with its own reference frame)."""
+    src = synthetic_planes(5, 70, 54, "yuv420p", noise=0.01)
+    ref = encode(tmp_path / "ref.mkv", src, "yuv420p", codec="ffv1")
+    encodes = [encode(tmp_path / f"d{crf}.mkv", src, "yuv420p", codec="libx264",
+                      options={"crf": str(crf), "preset": "ultrafast"}) for crf in (30, 45)]
+    _, rows, _ = run_ok(ref, *encodes, "-m", "psnr_yuv,ssim_ffmpeg", "--batch-size", "6")
+    assert len(rows) == 10
+    for dist in encodes:
+        mine = sorted((r for r in rows if Path(r["dist"]) == dist), key=lambda r: int(r["frame"]))
+        ff_psnr = _ffmpeg_in_pyav(ref, dist, "psnr")
+        ff_ssim = _ffmpeg_in_pyav(ref, dist, "ssim")
+        assert len(mine) == len(ff_psnr) == 5
+        for r, fp, fs in zip(mine, ff_psnr, ff_ssim, strict=True):
+            assert _close(float(r["psnr_yuv"]), fp[PSNR_KEYS["avg"]]), (dist.name, r["frame"])
+            assert _close(float(r["psnr_yuv_v"]), fp[PSNR_KEYS["v"]]), (dist.name, r["frame"])
+            assert _close(float(r["ssim_ffmpeg"]), fs[SSIM_KEYS["all"]]), (dist.name, r["frame"])
+    means = [np.mean([float(r["psnr_yuv"]) for r in rows if Path(r["dist"]) == d]) for d in encodes]
+    assert means[0] > means[1] + 1  # crf 45 is visibly worse: the encodes were not mixed up
+
+
+@needs_filters
 def test_plane_metrics_alone_convert_nothing_to_rgb(tmp_path, monkeypatch):
     """A run of plane metrics only skips the YUV->RGB conversion and scores as FFmpeg's filters do."""
     from lpipscli.io import av_video
