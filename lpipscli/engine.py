@@ -326,8 +326,9 @@ class Engine:
         size_threads(self.device, workers)
         kwargs = {}
         if workers > 0:
+            sizes = plan.dataset.item_sizes() if hasattr(plan.dataset, "item_sizes") else None
             kwargs = {"persistent_workers": False, "worker_init_fn": _ignore_sigint,
-                      "prefetch_factor": prefetch_items(self.config.batch_size, workers)}
+                      "prefetch_factor": prefetch_items(self.config.batch_size, workers, self.max_batch_pixels, sizes)}
         return DataLoader(plan.dataset, batch_size=None, num_workers=workers, collate_fn=_identity,
                           pin_memory=self.device.type == "cuda", **kwargs)
 

@@ -25,6 +25,8 @@ TOLERANCES = {
     "identity_atol": 1e-12,
     "symmetry_atol": 1e-12,
     "batched_atol": 1e-12,
+    # float64 sums of at most 9 terms with weights <= 1, relative to the largest entry
+    "recursion_atol": 1e-14,
     # the certified Cholesky, rank-one and eigendecomposition paths against each other, on whole images
     "solver_paths_rtol": 1e-10,
     # per solution, relative to its largest component, against numpy.linalg.pinv(hermitian=True)
@@ -191,13 +193,40 @@ def test_matches_brute_force(height, width, channels):
 
 @pytest.mark.parametrize(("height", "width", "channels"), [(9, 11, 3), (10, 7, 1)])
 def test_matches_brute_force_across_blocks(monkeypatch, height, width, channels):
-    """Tiny row blocks and scan runs: the carries between blocks must be exact too."""
+    """Tiny row blocks, chunks of 3 columns (the width padded) and runs of 2 chunks: every carry must be exact."""
     monkeypatch.setattr(lasi_module, "_ROW_BLOCK_ELEMENTS", {"cpu": 2 * width * channels, "cuda": 1})
-    monkeypatch.setattr(lasi_module, "_SCAN_BLOCK", 3)
+    monkeypatch.setattr(lasi_module, "_CHUNK", 3)
+    monkeypatch.setattr(lasi_module, "_SEGMENT", 2)
     x = _smooth_noise(height, width, channels, seed=3)
     y = _smooth_noise(height, width, channels, seed=4)
     want = _brute_lasi(_brute_on_unit(x), _brute_on_unit(y))
     assert lasi(_to_tensor(x), _to_tensor(y)).item() == pytest.approx(want, rel=TOLERANCES["brute_force_rtol"])
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 4, 5, 12])
+def test_any_chunk_width_matches_brute_force(monkeypatch, chunk):
+    """The row is cut into chunks of ``chunk`` columns (padded up to 12, the width of the image is 9)."""
+    monkeypatch.setattr(lasi_module, "_CHUNK", chunk)
+    x = _smooth_noise(6, 9, 3, seed=11)
+    y = _smooth_noise(6, 9, 3, seed=12)
+    want = _brute_lasi(_brute_on_unit(x), _brute_on_unit(y))
+    assert lasi(_to_tensor(x), _to_tensor(y)).item() == pytest.approx(want, rel=TOLERANCES["brute_force_rtol"])
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("length", [1, 3, 4, 9])
+def test_chunk_recursion_is_the_weighted_sum(monkeypatch, reverse, length):
+    """Runs of 4 entries chained by a carry: the sum over the earlier (later) entries, written out."""
+    monkeypatch.setattr(lasi_module, "_SEGMENT", 4)
+    x = np.random.default_rng(length).uniform(-1e4, 1e4, (2, 3, length))
+    skip = 0.8**4
+    want = np.zeros_like(x)
+    for q in range(length):
+        for other in range(length):
+            if (other > q) if reverse else (other < q):
+                want[..., q] += skip ** (abs(q - other) - 1) * x[..., other]
+    got = lasi_module._chunk_recursion(torch.from_numpy(x), skip, reverse=reverse).numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=TOLERANCES["recursion_atol"] * np.abs(x).max())
 
 
 def _blocky(height: int, width: int, channels: int, seed: int) -> np.ndarray:

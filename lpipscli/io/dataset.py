@@ -8,14 +8,16 @@ groups decoded items of equal shape under a pixel budget, for every kind of sour
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, IterableDataset
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from lpipscli.errors import DecodeError, LpipsCliError
 from lpipscli.io.decoding import (
@@ -251,6 +253,51 @@ def _resize(tensor: torch.Tensor, height: int, width: int, scale: float | None =
     return x[0].clamp_(0, 1)
 
 
+class _PackedChunks:
+    """The chunks of a :class:`PairDataset` without a Python object per pair, for the decoding workers.
+
+    A worker is a fork of the main process and shares its memory until a page is written; reading a Python
+    object writes its reference count. Decoding from the planned :class:`Chunk` and :class:`Pair` objects
+    (and pickling them back with each item) made every worker copy the pages of all of them, a cost that
+    grows with the number of pairs. Here each chunk's strings are one UTF-8 blob with NumPy offsets and its
+    numbers NumPy arrays; a worker rebuilds the chunk it decodes as new objects.
+    """
+
+    def __init__(self, chunks: list[Chunk]):
+        texts: list[str] = []
+        numbers: list[tuple[int, int, int, int]] = []  # per chunk: first pair, height, width, channels
+        sizes: list[tuple[int, int]] = []  # per pair: resize_from (-1, -1 for None)
+        for chunk in chunks:
+            numbers.append((len(sizes), chunk.height, chunk.width, chunk.channels))
+            texts.append(chunk.ref_path)
+            for pair, resize_from in zip(chunk.pairs, chunk.resize_from, strict=True):
+                texts.extend((pair.key, str(pair.ref_path), str(pair.dist_path), pair.dist_root))
+                sizes.append(resize_from or (-1, -1))
+        encoded = [t.encode("utf-8", "surrogateescape") for t in texts]
+        self._blob = b"".join(encoded)
+        self._offsets = np.cumsum([0] + [len(e) for e in encoded], dtype=np.int64)
+        self._numbers = np.array(numbers, dtype=np.int64).reshape(-1, 4)
+        self._sizes = np.array(sizes, dtype=np.int64).reshape(-1, 2)
+        self._n_pairs = len(sizes)
+        self.frozen = False
+
+    def _text(self, k: int) -> str:
+        return self._blob[self._offsets[k]:self._offsets[k + 1]].decode("utf-8", "surrogateescape")
+
+    def chunk(self, index: int) -> Chunk:
+        first, height, width, channels = (int(v) for v in self._numbers[index])
+        last = int(self._numbers[index + 1][0]) if index + 1 < len(self._numbers) else self._n_pairs
+        base = first * 4 + index  # texts: one reference path per chunk, four strings per pair
+        pairs, resize_from = [], []
+        for j in range(last - first):
+            t = base + 1 + 4 * j
+            pairs.append(Pair(self._text(t), Path(self._text(t + 1)), Path(self._text(t + 2)), self._text(t + 3)))
+            w, h = (int(v) for v in self._sizes[first + j])
+            resize_from.append(None if w < 0 else (w, h))
+        return Chunk(ref_path=self._text(base), pairs=tuple(pairs), height=height, width=width, channels=channels,
+                     resize_from=tuple(resize_from))
+
+
 class PairDataset(Dataset):
     """Decodes one :class:`Chunk` per item: its reference once, then each distorted file.
 
@@ -266,9 +313,14 @@ class PairDataset(Dataset):
         self.alpha = alpha
         self.alpha_color = alpha_color
         self.max_pixels = max_pixels
+        self._packed = _PackedChunks(chunks) if all(type(p) is Pair for c in chunks for p in c.pairs) else None
 
     def __len__(self) -> int:
         return len(self.chunks)
+
+    def item_sizes(self) -> list[tuple[int, int]]:
+        """``(pairs, pixels)`` of each item, references included (what :func:`prefetch_items` sizes by)."""
+        return [(len(c.pairs), (len(c.pairs) + 1) * c.height * c.width) for c in self.chunks]
 
     def _dist_array(self, ref_img, chunk: Chunk, pair: Pair) -> tuple[np.ndarray, np.ndarray | None]:
         """The distorted image's array and, for ``--alpha mask``, the mask of pixels opaque on both sides."""
@@ -286,7 +338,13 @@ class PairDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         """Decode one chunk. ``--alpha composite-both|mask`` treat both sides of a pair alike (the reference's
         array never depends on a distorted image, so it is made once); ``mask`` adds per-pair masks."""
-        chunk = self.chunks[index]
+        if self._packed is not None and get_worker_info() is not None:  # in a decoding worker: see _PackedChunks
+            if not self._packed.frozen:
+                gc.freeze()  # the parent's objects: later collections here must not write to their pages
+                self._packed.frozen = True
+            chunk = self._packed.chunk(index)
+        else:
+            chunk = self.chunks[index]
         n = len(chunk.pairs)
         item = {"chunk": chunk, "ref": None, "dists": [None] * n, "errors": [None] * n, "masks": [None] * n}
         ref_img = None
@@ -532,6 +590,28 @@ def _plane_tensors(planes) -> tuple[torch.Tensor, ...]:
     return tuple(torch.from_numpy(np.ascontiguousarray(p)) for p in planes)
 
 
-def prefetch_items(batch_size: int, workers: int) -> int:
-    """Items each worker keeps decoded ahead, so that decoding overlaps the compute of a whole batch."""
-    return max(2, math.ceil(2 * batch_size / max(1, workers)))
+def prefetch_items(batch_size: int, workers: int, max_batch_pixels: int | None = None,
+                   sizes: list[tuple[int, int]] | None = None) -> int:
+    """Items each worker keeps decoded ahead: about two batches in flight in all, counted in pairs and pixels.
+
+    Decoded items wait in shared memory between a worker and the main process; the DataLoader bounds them in
+    items (``prefetch_factor`` per worker), but an item holds a reference and up to a whole batch of its
+    distorted versions. So the count comes from the items' sizes: as many items as make two batches on
+    average (by ``batch_size`` pairs or ``max_batch_pixels``, whichever closes a batch first), and no more
+    than four pixel budgets' worth of the largest item; at least 2 per worker, so that decoding overlaps
+    compute. Without ``sizes`` (a source that does not know them), one pair per item is assumed.
+
+    Args:
+        batch_size: most pairs per batch.
+        workers: decoding worker processes (at least 1).
+        max_batch_pixels: most pixels per batch.
+        sizes: ``(pairs, pixels)`` of every item (pixels: reference and distorted images together).
+    """
+    workers = max(1, workers)
+    if not sizes or max_batch_pixels is None:
+        return max(2, math.ceil(2 * batch_size / workers))
+    mean_pairs = sum(p for p, _ in sizes) / len(sizes)
+    mean_pixels = sum(px for _, px in sizes) / len(sizes)
+    per_batch = max(1.0, min(batch_size / max(1.0, mean_pairs), max_batch_pixels / max(1.0, mean_pixels)))
+    cap = 4 * max_batch_pixels // max(1, max(px for _, px in sizes))
+    return max(2, math.ceil(round(min(2 * per_batch, cap)) / workers))
