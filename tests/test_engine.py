@@ -434,3 +434,28 @@ def test_batch_stack_equals_torch_stack_and_owns_its_memory(dtype):
     assert torch.equal(out, expected)
     out.zero_()  # the inputs are not views of the batch
     assert torch.equal(torch.stack(items), expected)
+
+
+@pytest.mark.parametrize(("dtype", "top", "scale"), [(torch.uint8, 255, None), (torch.int32, 65535, None),
+                                                     (torch.int32, 1023, 1023.0), (torch.int32, 4095, 4095.0)])
+@pytest.mark.parametrize("out", [torch.float32, torch.float64])
+def test_unit_float_is_the_correctly_rounded_quotient(dtype, top, scale, out):
+    """Every sample value becomes value / full scale, correctly rounded in the target precision (the
+    CPU path divides in NumPy, without an OpenMP region): checked against exact rational arithmetic."""
+    from fractions import Fraction
+
+    from lpipscli.io.dataset import to_unit_float
+
+    values = torch.arange(top + 1, dtype=dtype).reshape(1, 1, 1, -1)
+    got = to_unit_float(values, out, scale).reshape(-1).tolist()
+    full = top if scale is None else int(scale)
+    cast = np.float32 if out == torch.float32 else np.float64
+    for v in range(0, full + 1, 1 if full < 1100 else 7):
+        exact = Fraction(v, full)
+        nearest = cast(float(exact))  # float() rounds the exact quotient once, to float64
+        if cast is np.float32:  # round the exact quotient to float32 directly (no double rounding)
+            below = np.float32(float(exact))
+            candidates = [np.nextafter(below, np.float32(-1)), below, np.nextafter(below, np.float32(2))]
+            nearest = min(candidates, key=lambda c: abs(Fraction(float(c)) - exact))
+        assert got[v] == float(nearest), (v, got[v], float(nearest))
+    assert got[0] == 0.0 and got[full] == 1.0

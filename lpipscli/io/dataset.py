@@ -238,6 +238,11 @@ def to_unit_float(tensor: torch.Tensor, dtype: torch.dtype = torch.float32, scal
         scale = _SCALE.get(tensor.dtype)
     if scale is None or tensor.is_floating_point():
         return tensor.to(dtype)
+    if tensor.device.type == "cpu" and dtype in (torch.float32, torch.float64) and not tensor.requires_grad:
+        np_dtype = np.float64 if dtype == torch.float64 else np.float32
+        array = tensor.numpy().astype(np_dtype)
+        np.divide(array, np_dtype(scale), out=array)
+        return torch.from_numpy(array)
     return tensor.to(dtype).div_(scale)
 
 

@@ -66,7 +66,7 @@ def luma601(images: Tensor) -> Tensor:
 
 #: float64 elements per image chunk of :func:`_mean_squared_error` on the CPU: the chunk's float64 copy
 #: stays in cache, instead of three full-size float64 temporaries going through memory.
-_CHUNK_ELEMENTS = 1 << 16
+_CHUNK_ELEMENTS = 1 << 15
 
 
 def _mean_squared_error(ref: Tensor, dist: Tensor) -> Tensor:
