@@ -33,25 +33,34 @@ def torch_home_with_weights(nets=("alex",)) -> tuple[str, bool]:
     return home, False
 
 
-def _tree_pss_kib(root: int) -> int:
-    """Proportional set size of a process and all its descendants, in KiB (Linux /proc).
-
-    PSS splits pages shared between processes (forked DataLoader workers share most of the parent's
-    memory) among them, so the sum over the tree counts each page once.
-    """
+def process_tree(root: int) -> list[int]:
+    """``root`` and all its descendants (Linux /proc)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
             continue
-        children.setdefault(int(fields[1]), []).append(int(entry))
-    total, stack = 0, [root]
+        children.setdefault(parent, []).append(int(entry))
+    out, stack = [], [root]
     while stack:
         pid = stack.pop()
+        out.append(pid)
+        stack.extend(children.get(pid, []))
+    return out
+
+
+def _tree_pss_kib(root: int) -> int:
+    """Proportional set size of a process and all its descendants, in KiB (Linux /proc).
+
+    PSS splits pages shared between processes (forked DataLoader workers share most of the parent's
+    memory) among them, so the sum over the tree counts each page once.
+    """
+    total = 0
+    for pid in process_tree(root):
         try:
             with open(f"/proc/{pid}/smaps_rollup") as handle:
                 for line in handle:
@@ -60,25 +69,25 @@ def _tree_pss_kib(root: int) -> int:
                         break
         except OSError:
             pass
-        stack.extend(children.get(pid, []))
     return total
 
 
-def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
-    """Run ``cmd``; return (wall seconds, peak memory (PSS) of its process tree in MiB, stdout)."""
+def run_polled(cmd: list[str], env: dict | None, poll) -> tuple[float, str]:
+    """Run ``cmd`` and call ``poll(pid)`` every 50 ms until it ends; return (wall seconds, stdout).
+
+    A failing command prints its stderr and ends the script.
+    """
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})
-    peak = 0
     done = threading.Event()
 
-    def poll() -> None:
-        nonlocal peak
+    def loop() -> None:
         while not done.is_set():
-            peak = max(peak, _tree_pss_kib(proc.pid))
+            poll(proc.pid)
             time.sleep(0.05)
 
-    thread = threading.Thread(target=poll, daemon=True)
+    thread = threading.Thread(target=loop, daemon=True)
     thread.start()
     out, err = proc.communicate()
     wall = time.perf_counter() - start
@@ -87,4 +96,16 @@ def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float,
     if proc.returncode != 0:
         sys.stderr.write(err)
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}")
+    return wall, out
+
+
+def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
+    """Run ``cmd``; return (wall seconds, peak memory (PSS) of its process tree in MiB, stdout)."""
+    peak = 0
+
+    def poll(pid: int) -> None:
+        nonlocal peak
+        peak = max(peak, _tree_pss_kib(pid))
+
+    wall, out = run_polled(cmd, env, poll)
     return wall, peak / 1024, out

@@ -30,15 +30,12 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
-from _common import DEFAULT_DATA, torch_home_with_weights
+from _common import DEFAULT_DATA, process_tree, run_polled, torch_home_with_weights
 from PIL import Image
 
 
@@ -60,26 +57,6 @@ def make_images(folder: Path, count: int, data: Path) -> list[tuple[Path, Path]]
         image.save(dist, quality=30)
         pairs.append((ref, dist))
     return pairs
-
-
-def _tree(root: int) -> list[int]:
-    """``root`` and all its descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(parent, []).append(int(entry))
-    out, stack = [], [root]
-    while stack:
-        pid = stack.pop()
-        out.append(pid)
-        stack.extend(children.get(pid, []))
-    return out
 
 
 def _fields(path: str, names: tuple[str, ...]) -> dict[str, int]:
@@ -119,7 +96,7 @@ def sample(root: int) -> dict[str, int]:
     out = dict.fromkeys(("pss", "main", "workers"), 0)
     mapped: set[int] = set()
     held: dict[int, int] = {}
-    for pid in _tree(root):
+    for pid in process_tree(root):
         try:
             rollup = _fields(f"/proc/{pid}/smaps_rollup", ("Pss", "Pss_Anon", "Pss_Shmem"))
             maps, fds = _shared_segments(pid)
@@ -136,32 +113,18 @@ def sample(root: int) -> dict[str, int]:
 
 def run_sampled(cmd: list[str], env: dict | None = None) -> tuple[float, dict[str, float], dict[str, float]]:
     """Run ``cmd``; return (wall seconds, the peak of each measure, the sample at the peak of ``private``), in MiB."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
     peaks: dict[str, int] = {}
     at_peak: dict[str, int] = {"private": 0}
-    done = threading.Event()
 
-    def poll() -> None:
+    def poll(pid: int) -> None:
         nonlocal at_peak
-        while not done.is_set():
-            now = sample(proc.pid)
-            for key, value in now.items():
-                peaks[key] = max(peaks.get(key, 0), value)
-            if now["private"] > at_peak["private"]:
-                at_peak = now
-            time.sleep(0.05)
+        now = sample(pid)
+        for key, value in now.items():
+            peaks[key] = max(peaks.get(key, 0), value)
+        if now["private"] > at_peak["private"]:
+            at_peak = now
 
-    thread = threading.Thread(target=poll, daemon=True)
-    thread.start()
-    _, err = proc.communicate()
-    wall = time.perf_counter() - start
-    done.set()
-    thread.join()
-    if proc.returncode != 0:
-        sys.stderr.write(err)
-        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}")
+    wall, _ = run_polled(cmd, env, poll)
     return wall, {k: v / 1024 for k, v in peaks.items()}, {k: v / 1024 for k, v in at_peak.items()}
 
 
