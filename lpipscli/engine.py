@@ -327,6 +327,8 @@ class Engine:
         kwargs = {}
         if workers > 0:
             sizes = plan.dataset.item_sizes() if hasattr(plan.dataset, "item_sizes") else None
+            if hasattr(plan.dataset, "prepare_workers"):
+                plan.dataset.prepare_workers()
             kwargs = {"persistent_workers": False, "worker_init_fn": _ignore_sigint,
                       "prefetch_factor": prefetch_items(self.config.batch_size, workers, self.max_batch_pixels, sizes)}
         return DataLoader(plan.dataset, batch_size=None, num_workers=workers, collate_fn=_identity,

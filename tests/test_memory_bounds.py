@@ -120,6 +120,8 @@ def test_what_workers_decode_from_holds_no_python_object_per_pair():
     from lpipscli.io.dataset import PairDataset
 
     small, large = PairDataset(_chunks(2, 3)), PairDataset(_chunks(40, 50))
+    small.prepare_workers()
+    large.prepare_workers()
     assert small._packed is not None
     assert _reachable(small._packed) == _reachable(large._packed)
 
@@ -133,6 +135,7 @@ def test_a_worker_decodes_the_same_chunk_without_reading_the_planned_objects(tmp
     engine = Engine(RunConfig(ref=None, dists=(), metrics=("psnr",), pairs=listing, device="cpu", workers=0))
     dataset = engine.plan().dataset
     in_main = [dataset[i] for i in range(len(dataset))]
+    dataset.prepare_workers()  # what Engine.loader does before decoding workers fork
     frozen = []
     monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
     monkeypatch.setattr(dataset_module, "get_worker_info", lambda: object())  # as in a DataLoader worker
@@ -168,3 +171,12 @@ def test_video_frame_groups_in_flight_are_sized_by_their_frames(tmp_path):
     assert dataset.item_sizes() == [(3, 4 * 64 * 48)]
     # a 1080p group of 3 encodes is 4 frames of 2 Mpx: two of them fill the 4 Mpx pixel budget twice over
     assert prefetch_items(BATCH, 1, 4 * 2**20, [(3, 4 * 1920 * 1080)]) == 2
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_the_plan_is_packed_only_for_decoding_workers(tmp_path, workers):
+    listing = _pair_list(tmp_path, refs=2, dists_per_ref=3)
+    engine = Engine(RunConfig(ref=None, dists=(), metrics=("psnr",), pairs=listing, device="cpu", workers=workers))
+    plan = engine.plan()
+    engine.loader(plan)
+    assert (plan.dataset._packed is not None) == (workers > 0)

@@ -315,7 +315,7 @@ class PairDataset(Dataset):
         self.alpha = alpha
         self.alpha_color = alpha_color
         self.max_pixels = max_pixels
-        self._packed = _PackedChunks(chunks) if all(type(p) is Pair for c in chunks for p in c.pairs) else None
+        self._packed: _PackedChunks | None = None  # made by prepare_workers() when decoding workers will run
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -323,6 +323,12 @@ class PairDataset(Dataset):
     def item_sizes(self) -> list[tuple[int, int]]:
         """``(pairs, pixels)`` of each item, references included (what :func:`prefetch_items` sizes by)."""
         return [(len(c.pairs), (len(c.pairs) + 1) * c.height * c.width) for c in self.chunks]
+
+    def prepare_workers(self) -> None:
+        """Pack the chunks for the decoding workers (:class:`_PackedChunks`), before they fork; a run that
+        decodes in the main process never pays for it."""
+        if self._packed is None and all(type(p) is Pair for c in self.chunks for p in c.pairs):
+            self._packed = _PackedChunks(self.chunks)
 
     def _dist_array(self, ref_img, chunk: Chunk, pair: Pair) -> tuple[np.ndarray, np.ndarray | None]:
         """The distorted image's array and, for ``--alpha mask``, the mask of pixels opaque on both sides."""
