@@ -15,6 +15,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 
+# Whole-process timings run lpipscli as an installed package runs: from cached bytecode (pip compiles it at
+# install time, an editable install at its first import). A shell that sets PYTHONDONTWRITEBYTECODE would
+# otherwise make every timed process compile every lpipscli module it imports (~0.15 s here).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 
 def torch_home_with_weights(nets=("alex",)) -> tuple[str, bool]:
     """A TORCH_HOME holding the backbones: the real cache when it has them, else a temporary seeded one.
