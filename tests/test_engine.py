@@ -439,15 +439,21 @@ def test_batch_stack_equals_torch_stack_and_owns_its_memory(dtype):
 @pytest.mark.parametrize(("dtype", "top", "scale"), [(torch.uint8, 255, None), (torch.int32, 65535, None),
                                                      (torch.int32, 1023, 1023.0), (torch.int32, 4095, 4095.0)])
 @pytest.mark.parametrize("out", [torch.float32, torch.float64])
-def test_unit_float_is_the_correctly_rounded_quotient(dtype, top, scale, out):
+@pytest.mark.parametrize("into", ["fresh", "given array"])
+def test_unit_float_is_the_correctly_rounded_quotient(dtype, top, scale, out, into):
     """Every sample value becomes value / full scale, correctly rounded in the target precision (the
-    CPU path divides in NumPy, without an OpenMP region): checked against exact rational arithmetic."""
+    CPU path divides in NumPy, without an OpenMP region; also into an array the caller gives, as the
+    engine's reused buffers): checked against exact rational arithmetic."""
     from fractions import Fraction
 
     from lpipscli.io.dataset import to_unit_float
 
     values = torch.arange(top + 1, dtype=dtype).reshape(1, 1, 1, -1)
-    got = to_unit_float(values, out, scale).reshape(-1).tolist()
+    given = None
+    if into == "given array":
+        def given(shape, np_dtype):
+            return np.full(shape, np.nan, np_dtype)  # garbage the conversion must overwrite
+    got = to_unit_float(values, out, scale, out=given).reshape(-1).tolist()
     full = top if scale is None else int(scale)
     cast = np.float32 if out == torch.float32 else np.float64
     for v in range(0, full + 1, 1 if full < 1100 else 7):

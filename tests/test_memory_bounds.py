@@ -180,3 +180,73 @@ def test_the_plan_is_packed_only_for_decoding_workers(tmp_path, workers):
     plan = engine.plan()
     engine.loader(plan)
     assert (plan.dataset._packed is not None) == (workers > 0)
+
+
+# --- the main process: batch buffers reused (a long run's heap stays flat) ---------------------------------
+# Freeing each batch's float copies (tens of MB) and allocating the next batch's let the main process's heap
+# grow by ~30 % over 10,000 `-m psnr` pairs (glibc served them from a heap that the small objects of each
+# batch fragment; measured with benchmarks/bench_memory.py). The engine converts into reused arrays instead.
+
+
+def test_a_pool_array_is_reused_when_idle_and_never_written_under_a_live_tensor():
+    from lpipscli.engine import _BufferPool
+
+    pool = _BufferPool()
+    first = pool.take(0, (2, 3), np.float64)
+    address = first.__array_interface__["data"][0]
+    del first
+    again = pool.take(0, (3, 2), np.float64)  # idle: the same memory, any shape that fits
+    assert again.__array_interface__["data"][0] == address
+    assert pool.take(0, (2, 3), np.float32).dtype == np.float32  # another dtype: its own array
+    live = torch.from_numpy(again)
+    live.fill_(1.0)
+    view = live[1:]  # a caller keeps a view of an earlier batch's tensor
+    del live, again
+    fresh = pool.take(0, (3, 2), np.float64)
+    fresh.fill(7.0)
+    assert torch.equal(view, torch.ones(2, 2, dtype=torch.float64))  # never overwritten
+    bigger = pool.take(0, (4, 4), np.float64)
+    assert bigger.shape == (4, 4)
+
+
+@pytest.mark.parametrize("refs", [1, 3])
+def test_gathered_references_equal_index_select_and_do_not_alias_a_live_batch(refs):
+    from lpipscli.engine import _BufferPool, _gather_refs
+
+    pool = _BufferPool()
+    ref = torch.rand(refs, 3, 5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(refs))
+    index = torch.tensor([r % refs for r in range(7)])
+    first = _gather_refs(ref, index, pool)
+    assert torch.equal(first, ref.index_select(0, index))
+    kept = first.clone()
+    second = _gather_refs(ref.flip(0).contiguous(), index, pool)  # the next batch, while `first` lives
+    assert torch.equal(second, ref.flip(0).index_select(0, index))
+    assert torch.equal(first, kept)
+
+
+def test_a_run_converts_every_batch_into_the_same_few_arrays(tmp_path):
+    """Nothing of a scored batch outlives it in the engine: a run of many batches allocates its float arrays
+    once per slot (plus when a batch is bigger than all before), not once per batch."""
+    from lpipscli.engine import _BufferPool
+
+    listing = _pair_list(tmp_path, refs=24, dists_per_ref=2)  # 48 pairs: batches of 16 span 8 references
+    engine = Engine(RunConfig(ref=None, dists=(), metrics=("psnr", "ssim"), pairs=listing, device="cpu",
+                              workers=0, batch_size=BATCH))
+    allocations = []
+
+    class Counting(_BufferPool):
+        def take(self, slot, shape, dtype):
+            before = id(self._arrays.get((slot, np.dtype(dtype).str)))  # no reference: it would count as a holder
+            array = super().take(slot, shape, dtype)
+            if id(array.base) != before:
+                allocations.append((slot, shape))
+            return array
+
+    engine._buffers = Counting()  # before build(): the pure runners gather into it
+    engine.build()
+    rows = []
+    engine.execute(engine.plan(), rows.extend)
+    assert len(rows) == 48 and all(r["status"] == "ok" for r in rows)
+    batches = 48 // BATCH
+    assert batches >= 3
+    assert 0 < len(allocations) <= 3, allocations  # ref and dist conversions, and the gathered references

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -227,12 +227,14 @@ def _to_tensor(array: np.ndarray, channels: int) -> torch.Tensor:
     return tensor
 
 
-def to_unit_float(tensor: torch.Tensor, dtype: torch.dtype = torch.float32, scale: float | None = None) -> torch.Tensor:
+def to_unit_float(tensor: torch.Tensor, dtype: torch.dtype = torch.float32, scale: float | None = None,
+                  out: Callable[[tuple[int, ...], type], np.ndarray] | None = None) -> torch.Tensor:
     """Pixels as float in [0, 1] by their bit depth (uint8 / 255, int32 16-bit samples / 65535).
 
     ``scale`` overrides the full scale of integer samples: video streams of 9 to 15 bits travel as int32
     holding the stream's own values and are divided by ``2^bits - 1`` (1023 for 10-bit), so that their
-    data range is the stream's full scale.
+    data range is the stream's full scale. ``out(shape, numpy_dtype)``, when given, supplies the array the
+    CPU conversion writes into (the engine's reused batch buffers); the values are the same either way.
     """
     if scale is None:
         scale = _SCALE.get(tensor.dtype)
@@ -240,10 +242,11 @@ def to_unit_float(tensor: torch.Tensor, dtype: torch.dtype = torch.float32, scal
         return tensor.to(dtype)
     if tensor.device.type == "cpu" and dtype in (torch.float32, torch.float64) and not tensor.requires_grad:
         # NumPy's conversion and correctly rounded division (the same values as torch's) run in this thread:
-        # no OpenMP region to stall while a decoding worker or reader thread holds a core
+        # no OpenMP region to stall while a decoding worker or reader thread holds a core. The integers
+        # (at most 16 bits) convert exactly, so dividing them in the target dtype is one rounding, as torch's.
         np_dtype = np.float64 if dtype == torch.float64 else np.float32
-        array = tensor.numpy().astype(np_dtype)
-        np.divide(array, np_dtype(scale), out=array)
+        array = np.empty(tuple(tensor.shape), np_dtype) if out is None else out(tuple(tensor.shape), np_dtype)
+        np.divide(tensor.numpy(), np_dtype(scale), out=array, dtype=np_dtype)
         return torch.from_numpy(array)
     return tensor.to(dtype).div_(scale)
 
