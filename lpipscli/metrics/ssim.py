@@ -14,8 +14,10 @@ in-place whole-map operations, in cache-sized strips of a plane spread over ``to
 threads; on other devices (and for inputs that need gradients) the same maps come from torch shifted
 multiply-adds in cache-sized chunks. All paths agree to ~1e-16 per pixel.
 
-Measured (issue 14, 256x256 RGB, one thread): OpenCV's float64 filter is ~60 % of the time, at about
-3 ns per pixel and map; float32 would halve it, but see below.
+Measured (issue 14, CPU time, one thread): OpenCV's float64 filter is ~60-65 % of the SSIM time (4-5 ns
+per pixel and map; float32 runs ~2.2 ns, but see below), the eleven map operations and the three products
+most of the rest (~0.5-1 ns per pixel each). Integer samples (the runner's ``scale``) skip the float64 copy
+of the batch: OpenCV reads uint8/uint16 strips as they are.
 
 Why float64, and why it is exact: the local moments use ``E[x^2] - E[x]^2``, which cancels badly in
 flat regions, where the variance is tiny next to ``C2 = 9e-4``. A filtered value carries a rounding
@@ -31,6 +33,17 @@ maps of 8-bit data are rounded (tap times sample needs ``24 + 8`` bits), and an 
 mean moves ``mu^2`` by ``2 gamma mu^2``, as large as the second moments' error; quantising the taps to
 ``q <= 16`` bits makes the first pass exact (sums of multiples of ``2**-16`` below ``2**24``) but the second
 pass then needs ``2q + 8 > 24`` bits, and the residual taps cost more passes than float64 saves.
+Float32 with a computed error bound and float64 only where it is too large (issue 14's suggestion) does
+not pay either. With the data centred by a constant ``m`` over a strip (exact for integer samples), the
+filtered second moments carry ``|error| <= gamma * G*(z^2)`` with ``z = x - m``, and ``G*(z^2) = var + A^2``
+where ``A = mu - m`` is how far the local mean sits from ``m``; the contrast-structure term then moves by up
+to ``~2 * 3 gamma (var + A^2) / (var + C2)`` (``gamma = 26 u ~ 1.55e-6`` for two 11-tap passes, rounded taps,
+products and stores), plus the luminance term's own bound. Even a window centred exactly (``A = 0``) with
+a large variance gets ``~6 gamma ~ 9e-6``, the whole budget, and any flat window whose mean is 10 grey
+levels from ``m`` (sky next to shadow in a strip) fails. Computed on the reference crops of the 540-pair
+sweep and on 1080p/640x480 frames (8-bit, centred per strip of ``1 << 16`` pixels, noise 4 added), the
+per-pixel a-priori bound averaged ``1.1e-3`` and ``3.8e-3``: over 99 % of pixels would need the float64
+recomputation at any budget between 5e-6 and 8e-6, so the float32 pass would only add to the float64 one.
 In float64 (``u = 2**-53``) the same bound is ``~4e-12`` per pixel: the result equals scikit-image's
 float64 computation to ~1e-12 on float64 inputs (about 1e-8 on float32 inputs, the rounding of the inputs
 themselves). CUDA convolutions (TF32) are never used.
