@@ -572,3 +572,19 @@ def test_runner_integer_samples_are_checked():
         runner(samples, samples, None, scale=0)
     with pytest.raises(MetricInputError, match="11x11"):
         runner(samples[..., :7, :7], samples[..., :7, :7], None, scale=255)
+
+
+@pytest.mark.parametrize(("rows", "cols"), [(11, 11), (11, 14), (14, 11), (12, 15)])
+def test_tiny_valid_regions_match_skimage(rows, cols, backend):
+    """1x1, 1x4, 4x1 and 2x5 maps: OpenCV takes arrays of up to four elements for scalars in its arithmetic
+    with a scalar operand (a 1x1 map plus C1 came back 4x1), so no map operation may take one."""
+    rng = np.random.default_rng(rows * 100 + cols)
+    ref = rng.integers(0, 256, (rows, cols, 3)).astype(np.uint8)
+    dist = np.clip(ref.astype(int) + rng.integers(-30, 31, ref.shape), 0, 255).astype(np.uint8)
+    expected = _skimage_ssim(_as_unit(ref), _as_unit(dist))
+    got, got_map = ssim(_tensor(ref, torch.float64), _tensor(dist, torch.float64), return_map=True)
+    assert got_map.shape == (1, 1, rows - 10, cols - 10)
+    assert abs(got.item() - expected) <= TOLERANCES["float64_exact"]
+    runner, _ = ssim_module.ssim_runner(torch.device("cpu"))
+    samples = runner(_samples(ref, torch.uint8), _samples(dist, torch.uint8), None, scale=255)
+    assert abs(samples.item() - expected) <= TOLERANCES["float64_exact"]
