@@ -262,7 +262,7 @@ def _ssim_stats_opencv(
     eleven whole-map operations into preallocated buffers (``cv2`` arithmetic between maps, about twice
     as fast as NumPy's on the filter's strided valid region and on uint8 products; NumPy for a constant,
     since OpenCV takes an array of up to four elements for a scalar, so a 1x1 map plus ``C1`` came back
-    4x1, and for the sums, pairwise and ~100x more accurate than ``cv2.sumElems``). Both forms are float64
+    4x1, and for the sums, pairwise and ~60x more accurate than ``cv2.sumElems``). Both forms are float64
     rearrangements of the same sums (they agree to ~1e-16 per pixel). A distorted strip identical to its
     reference strip scores exactly 1 per pixel without arithmetic (rounding could leave 1 - 1 ulp; 2AFC
     ties compare scores for equality).
