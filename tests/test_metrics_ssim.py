@@ -588,3 +588,16 @@ def test_tiny_valid_regions_match_skimage(rows, cols, backend):
     runner, _ = ssim_module.ssim_runner(torch.device("cpu"))
     samples = runner(_samples(ref, torch.uint8), _samples(dist, torch.uint8), None, scale=255)
     assert abs(samples.item() - expected) <= TOLERANCES["float64_exact"]
+
+
+def test_expanded_reference_is_scored_as_a_shared_one(backend):
+    """A reference expanded over the batch (stride 0, as the engine's gathered references) scores as the copies."""
+    ref, dist = _pair(rows=33, cols=40, batch=4, seed=22)
+    one = ref[:1].double()
+    expanded = one.expand(4, -1, -1, -1)
+    got, got_map = ssim(expanded, dist, return_map=True)
+    want, want_map = ssim(expanded.contiguous(), dist, return_map=True)
+    torch.testing.assert_close(got, want, rtol=0, atol=TOLERANCES["backends"])
+    torch.testing.assert_close(got_map, want_map, rtol=0, atol=TOLERANCES["backends"])
+    expected = [_skimage_ssim(one[0].permute(1, 2, 0).numpy(), d.double().permute(1, 2, 0).numpy()) for d in dist]
+    assert np.abs(got.numpy() - expected).max() <= TOLERANCES["float64_exact"]

@@ -287,6 +287,9 @@ def _ssim_stats_opencv(
     r = taps.shape[0] // 2
     if scale is not None:
         c1, c2 = c1 * scale * scale, c2 * scale * scale
+    if ref_index is None and x.shape[0] > 1 and x.stride(0) == 0:
+        # one reference expanded over the batch (a stride-0 view): filtered once, never copied per pair
+        x, ref_index = x[:1], torch.zeros(x.shape[0], dtype=torch.long)
     xs = _as_numpy(x)  # read only: may share the caller's memory
     ys = _as_numpy(y)
     direct = {np.dtype(t) for t in (np.uint8, np.uint16, np.float32, np.float64)}
