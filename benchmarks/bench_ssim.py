@@ -147,12 +147,19 @@ def contenders(refs: np.ndarray, dists: np.ndarray) -> dict:
     """name -> (callable returning one score per pair, same definition as scikit-image?)."""
     from skimage.metrics import structural_similarity
 
-    from lpipscli.metrics.ssim import ssim
+    from lpipscli.metrics.ssim import ssim, ssim_runner
 
     def ours():
         ref = torch.from_numpy(refs).permute(0, 3, 1, 2).float().div_(255)
         dist = torch.from_numpy(dists).permute(0, 3, 1, 2).float().div_(255)
         return ssim(ref, dist).numpy()
+
+    runner, _ = ssim_runner(torch.device("cpu"))
+
+    def ours_samples():  # the decoded uint8 samples as they are (the runner's scale: no float copy)
+        ref = torch.from_numpy(refs).permute(0, 3, 1, 2)
+        dist = torch.from_numpy(dists).permute(0, 3, 1, 2)
+        return runner(ref, dist, None, scale=255.0).numpy()
 
     def skimage_loop():
         return np.array([
@@ -160,7 +167,8 @@ def contenders(refs: np.ndarray, dists: np.ndarray) -> dict:
             for r, d in zip(refs, dists, strict=True)
         ])
 
-    out = {"lpipscli ssim": (ours, True), "scikit-image loop": (skimage_loop, True)}
+    out = {"lpipscli ssim": (ours, True), "lpipscli ssim (uint8 samples)": (ours_samples, True),
+           "scikit-image loop": (skimage_loop, True)}
     try:
         import pytorch_msssim
 
@@ -228,8 +236,9 @@ def _ffmpeg_fps(width: int, height: int, frames: int) -> float | None:
 
 
 def bench_video(args) -> None:
-    from lpipscli.metrics.ssim import ssim
+    from lpipscli.metrics.ssim import ssim, ssim_runner
 
+    runner, _ = ssim_runner(torch.device("cpu"))
     for spec in args.video_sizes:
         width, height = (int(v) for v in spec.split("x"))
         gen = torch.Generator().manual_seed(0)
@@ -242,8 +251,16 @@ def bench_video(args) -> None:
             ssim(ref, dist)
             per_frame.append(time.perf_counter() - start)
         ours = 1.0 / statistics.median(per_frame)
+        samples = (ref.mul(255).round().to(torch.uint8), dist.mul(255).round().to(torch.uint8))
+        per_frame = []
+        for _ in range(args.frames):
+            start = time.perf_counter()
+            runner(*samples, None, scale=255.0)
+            per_frame.append(time.perf_counter() - start)
+        ours_samples = 1.0 / statistics.median(per_frame)
         ffmpeg = _ffmpeg_fps(width, height, max(args.frames, 25))
-        line = f"video {width}x{height}: lpipscli ssim {ours:8.1f} frames/s (metric only, RGB)"
+        line = (f"video {width}x{height}: lpipscli ssim {ours:8.1f} frames/s (metric only, RGB float), "
+                f"{ours_samples:8.1f} (uint8 samples)")
         if ffmpeg is None:
             line += "; ffmpeg not on PATH: FFmpeg's ssim filter not measured"
         else:

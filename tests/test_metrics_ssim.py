@@ -504,3 +504,100 @@ def test_identical_images_score_exactly_one(backend):
     assert ssim_y(refs, refs.index_select(0, index), ref_index=index).tolist() == [1.0] * 3
     big = _pair(rows=161, cols=170, seed=16)[0].double()
     assert ms_ssim(big, big.clone()).item() == 1.0
+
+
+# ---------------------------------------------------------------- integer samples (the runner's ``scale``)
+def _samples(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """``(H, W)`` or ``(H, W, C)`` integer image -> ``(1, C, H, W)`` integer tensor (no scaling)."""
+    tensor = torch.from_numpy(array.astype(np.int64))
+    tensor = tensor[None, None] if tensor.ndim == 2 else tensor.permute(2, 0, 1)[None]
+    return tensor.to(dtype)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("key", ["ssim", "ssim_y"])
+def test_runner_scores_integer_samples_like_skimage(case, key, backend):
+    """``runner(..., scale=...)`` on decoded samples (uint8; 16-bit as uint16 and as the engine's int32) gives
+    scikit-image's float64 value on ``k / scale`` and the float64 input's value to rounding."""
+    from lpipscli.metrics import REGISTRY
+
+    ref_np, dist_np = CASES[case]
+    full = float(np.iinfo(ref_np.dtype).max)
+    runner, _ = REGISTRY[key].build(torch.device("cpu"), allow_unverified=False)
+    assert runner.takes_samples
+    if key == "ssim":
+        expected = _skimage_ssim(_as_unit(ref_np), _as_unit(dist_np))
+    else:
+        expected = _skimage_ssim(_luma(ref_np), _luma(dist_np))
+    floats = runner(_tensor(ref_np, torch.float64), _tensor(dist_np, torch.float64), None)
+    dtypes = [torch.uint8, torch.int32] if ref_np.dtype == np.uint8 else [torch.uint16, torch.int32]
+    for dtype in dtypes:
+        got = runner(_samples(ref_np, dtype), _samples(dist_np, dtype), None, scale=full)
+        assert got.dtype == torch.float64 and got.shape == (1,)
+        assert abs(got.item() - expected) <= TOLERANCES["float64_exact"], dtype
+        torch.testing.assert_close(got, floats, rtol=0, atol=TOLERANCES["backends"])
+
+
+def test_runner_integer_samples_shared_references_maps_and_10_bit(backend, monkeypatch):
+    """Shared references, strips of a few rows, maps, and a 10-bit scale (1023): as the float64 inputs."""
+    from lpipscli.metrics import REGISTRY
+
+    rng = np.random.default_rng(21)
+    refs_np = rng.integers(0, 1024, (2, 3, 37, 45))
+    dists_np = np.clip(refs_np[[0, 1, 0, 0]] + rng.integers(-40, 41, (4, 3, 37, 45)), 0, 1023)
+    dists_np[3] = refs_np[0]  # identical: exactly 1
+    index = torch.tensor([0, 1, 0, 0])
+    runner, _ = REGISTRY["ssim"].build(torch.device("cpu"), allow_unverified=False)
+    monkeypatch.setattr(ssim_module, "_STRIP_PIXELS", 70)
+    refs, dists = torch.from_numpy(refs_np).to(torch.int32), torch.from_numpy(dists_np).to(torch.int32)
+    got, got_map = runner(refs, dists, index, with_map=True, scale=1023)
+    want, want_map = runner(refs.double() / 1023, dists.double() / 1023, index, with_map=True)
+    torch.testing.assert_close(got, want, rtol=0, atol=TOLERANCES["backends"])
+    torch.testing.assert_close(got_map, want_map, rtol=0, atol=TOLERANCES["backends"])
+    assert got[3].item() == 1.0
+    expected = [_skimage_ssim(refs_np[i].transpose(1, 2, 0) / 1023, dists_np[p].transpose(1, 2, 0) / 1023)
+                for p, i in enumerate(index.tolist())]
+    assert np.abs(got.numpy() - expected).max() <= TOLERANCES["float64_exact"]
+
+
+def test_runner_integer_samples_are_checked():
+    from lpipscli.metrics import REGISTRY
+
+    runner, _ = REGISTRY["ssim"].build(torch.device("cpu"), allow_unverified=False)
+    ref, dist = _pair(rows=20, cols=20)
+    with pytest.raises(MetricInputError, match="integer sample tensors"):
+        runner(ref, dist, None, scale=255)
+    samples = (ref * 255).round().to(torch.uint8)
+    with pytest.raises(MetricInputError, match="scale must be positive"):
+        runner(samples, samples, None, scale=0)
+    with pytest.raises(MetricInputError, match="11x11"):
+        runner(samples[..., :7, :7], samples[..., :7, :7], None, scale=255)
+
+
+@pytest.mark.parametrize(("rows", "cols"), [(11, 11), (11, 14), (14, 11), (12, 15)])
+def test_tiny_valid_regions_match_skimage(rows, cols, backend):
+    """1x1, 1x4, 4x1 and 2x5 maps: OpenCV takes arrays of up to four elements for scalars in its arithmetic
+    with a scalar operand (a 1x1 map plus C1 came back 4x1), so no map operation may take one."""
+    rng = np.random.default_rng(rows * 100 + cols)
+    ref = rng.integers(0, 256, (rows, cols, 3)).astype(np.uint8)
+    dist = np.clip(ref.astype(int) + rng.integers(-30, 31, ref.shape), 0, 255).astype(np.uint8)
+    expected = _skimage_ssim(_as_unit(ref), _as_unit(dist))
+    got, got_map = ssim(_tensor(ref, torch.float64), _tensor(dist, torch.float64), return_map=True)
+    assert got_map.shape == (1, 1, rows - 10, cols - 10)
+    assert abs(got.item() - expected) <= TOLERANCES["float64_exact"]
+    runner, _ = ssim_module.ssim_runner(torch.device("cpu"))
+    samples = runner(_samples(ref, torch.uint8), _samples(dist, torch.uint8), None, scale=255)
+    assert abs(samples.item() - expected) <= TOLERANCES["float64_exact"]
+
+
+def test_expanded_reference_is_scored_as_a_shared_one(backend):
+    """A reference expanded over the batch (stride 0, as the engine's gathered references) scores as the copies."""
+    ref, dist = _pair(rows=33, cols=40, batch=4, seed=22)
+    one = ref[:1].double()
+    expanded = one.expand(4, -1, -1, -1)
+    got, got_map = ssim(expanded, dist, return_map=True)
+    want, want_map = ssim(expanded.contiguous(), dist, return_map=True)
+    torch.testing.assert_close(got, want, rtol=0, atol=TOLERANCES["backends"])
+    torch.testing.assert_close(got_map, want_map, rtol=0, atol=TOLERANCES["backends"])
+    expected = [_skimage_ssim(one[0].permute(1, 2, 0).numpy(), d.double().permute(1, 2, 0).numpy()) for d in dist]
+    assert np.abs(got.numpy() - expected).max() <= TOLERANCES["float64_exact"]

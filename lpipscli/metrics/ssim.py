@@ -14,8 +14,10 @@ in-place whole-map operations, in cache-sized strips of a plane spread over ``to
 threads; on other devices (and for inputs that need gradients) the same maps come from torch shifted
 multiply-adds in cache-sized chunks. All paths agree to ~1e-16 per pixel.
 
-Measured (issue 14, 256x256 RGB, one thread): OpenCV's float64 filter is ~60 % of the time, at about
-3 ns per pixel and map; float32 would halve it, but see below.
+Measured (issue 14, CPU time, one thread): OpenCV's float64 filter is ~60-65 % of the SSIM time (4-5 ns
+per pixel and map; float32 runs ~2.2 ns, but see below), the eleven map operations and the three products
+most of the rest (~0.5-1 ns per pixel each). Integer samples (the runner's ``scale``) skip the float64 copy
+of the batch: OpenCV reads uint8/uint16 strips as they are.
 
 Why float64, and why it is exact: the local moments use ``E[x^2] - E[x]^2``, which cancels badly in
 flat regions, where the variance is tiny next to ``C2 = 9e-4``. A filtered value carries a rounding
@@ -31,6 +33,17 @@ maps of 8-bit data are rounded (tap times sample needs ``24 + 8`` bits), and an 
 mean moves ``mu^2`` by ``2 gamma mu^2``, as large as the second moments' error; quantising the taps to
 ``q <= 16`` bits makes the first pass exact (sums of multiples of ``2**-16`` below ``2**24``) but the second
 pass then needs ``2q + 8 > 24`` bits, and the residual taps cost more passes than float64 saves.
+Float32 with a computed error bound and float64 only where it is too large (issue 14's suggestion) does
+not pay either. With the data centred by a constant ``m`` over a strip (exact for integer samples), the
+filtered second moments carry ``|error| <= gamma * G*(z^2)`` with ``z = x - m``, and ``G*(z^2) = var + A^2``
+where ``A = mu - m`` is how far the local mean sits from ``m``; the contrast-structure term then moves by up
+to ``~2 * 3 gamma (var + A^2) / (var + C2)`` (``gamma = 26 u ~ 1.55e-6`` for two 11-tap passes, rounded taps,
+products and stores), plus the luminance term's own bound. Even a window centred exactly (``A = 0``) with
+a large variance gets ``~6 gamma ~ 9e-6``, the whole budget, and any flat window whose mean is 10 grey
+levels from ``m`` (sky next to shadow in a strip) fails. Computed on the reference crops of the 540-pair
+sweep and on 1080p/640x480 frames (8-bit, centred per strip of ``1 << 16`` pixels, noise 4 added), the
+per-pixel a-priori bound averaged ``1.1e-3`` and ``3.8e-3``: over 99 % of pixels would need the float64
+recomputation at any budget between 5e-6 and 8e-6, so the float32 pass would only add to the float64 one.
 In float64 (``u = 2**-53``) the same bound is ``~4e-12`` per pixel: the result equals scikit-image's
 float64 computation to ~1e-12 on float64 inputs (about 1e-8 on float32 inputs, the rounding of the inputs
 themselves). CUDA convolutions (TF32) are never used.
@@ -112,8 +125,12 @@ def _check_settings(name: str, data_range: float, kernel_size: int, sigma: float
 #: the chunk to stay in a CPU's L2 cache when that path runs on a CPU
 _CHUNK_BYTES = 2 * 1024 * 1024
 
-#: output pixels per strip of the OpenCV path (its float64 working set, ~12 maps of that size, stays in cache)
-_STRIP_PIXELS = 1 << 16
+#: output pixels per strip of the OpenCV path. ``sepFilter2D`` filters a strip's ``kernel_size - 1`` context
+#: rows too (both passes), so short strips waste work (29 % at 1 << 16: 34 rows of a 1080p plane) and tall
+#: ones leave the cache; 1 << 17 (68 rows of 1080p, 15 % context, 1.2 MB per float64 map) was
+#: ~4 % faster per 1080p frame than 1 << 16 and ~15 % faster than 1 << 18 (issue 14 profile). A 256x256
+#: plane is one strip either way.
+_STRIP_PIXELS = 1 << 17
 
 #: ``"auto"``: OpenCV's separable filter on CPU tensors, torch elsewhere; ``"torch"`` or ``"opencv"`` force one
 #: (tests run both; they agree to float64 rounding).
@@ -159,6 +176,11 @@ def _combine(mu_x, mu_y, e_sq, e_xy, c1: float, c2: float):
     return ssim_map, cs_map
 
 
+def _unit(samples: Tensor, scale: float) -> Tensor:
+    """Integer samples -> float64 ``k / scale`` (correctly rounded division: the engine's own conversion)."""
+    return samples.to(COMPUTE_DTYPE).div_(scale)
+
+
 def _use_opencv(x: Tensor, y: Tensor) -> bool:
     if x.requires_grad or y.requires_grad:
         return False  # the torch path keeps SSIM differentiable
@@ -169,7 +191,7 @@ def _use_opencv(x: Tensor, y: Tensor) -> bool:
 
 def _ssim_stats(
     x: Tensor, y: Tensor, window: Tensor, data_range: float, k1: float, k2: float, return_map: bool,
-    ref_index: Tensor | None = None, want_cs: bool = True,
+    ref_index: Tensor | None = None, want_cs: bool = True, scale: float | None = None,
 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """Per-channel means of the SSIM and contrast-structure maps over the valid region, ``(P, C)`` each,
     and with ``return_map`` the channel-mean SSIM map ``(P, 1, H-k+1, W-k+1)``; all float64.
@@ -177,11 +199,15 @@ def _ssim_stats(
     ``x`` holds the references ``(R, C, H, W)``, ``y`` the distorted images ``(P, C, H, W)``; ``ref_index``
     ``(P,)`` says which reference each distorted image is compared with (None: ``x[p]`` with ``y[p]``).
     Without ``want_cs`` the OpenCV path skips the contrast-structure means (returned as None).
+    With ``scale``, ``x`` and ``y`` are integer samples ``k`` standing for ``k / scale`` (see
+    :func:`ssim_runner`).
     """
     c1 = (k1 * data_range) ** 2
     c2 = (k2 * data_range) ** 2
     if _use_opencv(x, y):
-        return _ssim_stats_opencv(x, y, ref_index, window, c1, c2, return_map, want_cs)
+        return _ssim_stats_opencv(x, y, ref_index, window, c1, c2, return_map, want_cs, scale)
+    if scale is not None:
+        x, y = _unit(x, scale), _unit(y, scale)
     if ref_index is not None:
         x = x.index_select(0, ref_index.to(x.device))
     # Bounded working memory: the float64 moments take ~16x the input, so batches go in chunks small
@@ -200,6 +226,15 @@ def _ssim_stats(
     return torch.cat(ssim_means), torch.cat(cs_means), torch.cat(maps) if return_map else None
 
 
+def _as_numpy(images: Tensor):
+    """A CPU tensor as a C-contiguous NumPy array of its own dtype (a view when it already is one); dtypes
+    NumPy lacks (bfloat16) become float64."""
+    images = images.detach().cpu()
+    if images.dtype == torch.bfloat16:
+        images = images.to(COMPUTE_DTYPE)
+    return images.contiguous().numpy()
+
+
 #: with several threads, most distorted images one work item of the OpenCV path takes for a shared reference
 #: (more are split into several items, each filtering the reference strip again, so that threads share a
 #: one-reference batch); one thread keeps them together
@@ -208,12 +243,12 @@ _GROUP = 8
 
 def _ssim_stats_opencv(
     x: Tensor, y: Tensor, ref_index: Tensor | None, window: Tensor, c1: float, c2: float, return_map: bool,
-    want_cs: bool,
+    want_cs: bool, scale: float | None = None,
 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """:func:`_ssim_stats` on the CPU: OpenCV's separable float64 filter, one strip of a plane at a time.
 
     A work item is one strip of one reference plane (up to :data:`_STRIP_PIXELS` output pixels: a whole
-    256x256 plane, 34 rows of a 1080p one, plus the ``kernel_size - 1`` rows of context it needs) with the
+    256x256 plane, 68 rows of a 1080p one, plus the ``kernel_size - 1`` rows of context it needs) with the
     same strip of each distorted image compared with it, so that every map stays in cache. Per pixel:
 
     * a reference scored against one distorted image: four filtered maps, ``G*x``, ``G*y``,
@@ -224,14 +259,25 @@ def _ssim_stats_opencv(
       ``2 G*(xy) + C2``): a quarter fewer filter passes and half the products.
 
     Then ``SSIM = (2 mu_x mu_y + C1)(2 cov + C2) / ((mu_x^2 + mu_y^2 + C1)(var_x + var_y + C2))`` in
-    eleven whole-map operations into preallocated buffers (``cv2`` arithmetic on the filter's strided
-    valid region, NumPy in place). Both forms are float64 rearrangements of the same sums (they agree
-    to ~1e-16 per pixel). A distorted strip identical to its reference strip scores exactly 1 per pixel
-    without arithmetic (rounding could leave 1 - 1 ulp; 2AFC ties compare scores for equality).
+    eleven whole-map operations into preallocated buffers (``cv2`` arithmetic between maps, about twice
+    as fast as NumPy's on the filter's strided valid region and on uint8 products; NumPy for a constant,
+    since OpenCV takes an array of up to four elements for a scalar, so a 1x1 map plus ``C1`` came back
+    4x1, and for the sums, pairwise and ~60x more accurate than ``cv2.sumElems``). Both forms are float64
+    rearrangements of the same sums (they agree to ~1e-16 per pixel). A distorted strip identical to its
+    reference strip scores exactly 1 per pixel without arithmetic (rounding could leave 1 - 1 ulp; 2AFC
+    ties compare scores for equality).
     ``cv2.sepFilter2D``'s border rule does not matter: only the valid region is read.
 
-    Items run on ``torch.get_num_threads()`` threads (OpenCV and NumPy release the GIL); their sums are
+    Items run on ``torch.get_num_threads()`` threads (OpenCV releases the GIL); their sums are
     added in a fixed order, so the thread count never changes a value.
+
+    Inputs keep their dtype until a strip is read (no float64 copy of a whole batch: for a 1080p frame that
+    copy cost more CPU, in page faults, than a third of the filtering): uint8, uint16, float32 and float64
+    strips go to OpenCV as they are (its filter and ``accumulate*`` convert each sample to float64 before
+    any arithmetic, and the products are asked for float64 results), other dtypes are copied into a
+    float64 strip buffer. With ``scale`` the inputs are integer samples ``k`` for ``k / scale``; the maths
+    then runs on ``k`` itself, with ``C1``, ``C2`` scaled by ``scale**2``: SSIM is the same ratio (every term
+    scales by ``scale**2``), and only the float64 rounding differs (~1e-16 relative).
     """
     import cv2
     import numpy as np
@@ -239,8 +285,14 @@ def _ssim_stats_opencv(
     taps = window.detach().cpu().numpy().astype(np.float64)
     taps2 = taps * 2.0  # exact
     r = taps.shape[0] // 2
-    xs = x.detach().to(COMPUTE_DTYPE).cpu().contiguous().numpy()  # read only: may share the caller's memory
-    ys = y.detach().to(COMPUTE_DTYPE).cpu().contiguous().numpy()
+    if scale is not None:
+        c1, c2 = c1 * scale * scale, c2 * scale * scale
+    if ref_index is None and x.shape[0] > 1 and x.stride(0) == 0:
+        # one reference expanded over the batch (a stride-0 view): filtered once, never copied per pair
+        x, ref_index = x[:1], torch.zeros(x.shape[0], dtype=torch.long)
+    xs = _as_numpy(x)  # read only: may share the caller's memory
+    ys = _as_numpy(y)
+    direct = {np.dtype(t) for t in (np.uint8, np.uint16, np.float32, np.float64)}
     n, channels, height, width = ys.shape
     out_h, out_w = height - 2 * r, width - 2 * r
     rows = max(1, _STRIP_PIXELS // out_w)
@@ -264,13 +316,22 @@ def _ssim_stats_opencv(
     local = threading.local()
 
     def buffers(strip_rows: int) -> list:
-        """Ten work arrays per thread, reused by its items (fresh ones cost page faults, ~as much as the maths)."""
+        """Twelve work arrays per thread, reused by its items (fresh ones cost page faults, ~as much as the
+        maths): a product, four filter outputs, five valid-region maps, two input strips (other dtypes)."""
         cached = getattr(local, "buffers", None)
         if cached is None or cached[0].shape[0] != strip_rows:
             strip, valid = (strip_rows, width), (strip_rows - 2 * r, out_w)
             cached = [np.empty(strip) for _ in range(5)] + [np.empty(valid) for _ in range(5)]
+            cached += [np.empty(strip) for _ in range(2)]
             local.buffers = cached
         return cached
+
+    def readable(strip, buffer):
+        """The strip as OpenCV can take it: as it is, or copied into a float64 buffer."""
+        if strip.dtype in direct:
+            return strip
+        np.copyto(buffer, strip, casting="unsafe")  # int32/int16 samples and float16: exact in float64
+        return buffer
 
     def filtered(src, dst, ky=taps, delta=0.0):
         cv2.sepFilter2D(src, cv2.CV_64F, taps, ky, dst=dst, delta=delta)
@@ -281,8 +342,8 @@ def _ssim_stats_opencv(
         cs_sum = None
         if want_cs:
             cs_sum = float(cv2.divide(num_cs, den_cs, dst=spare).sum())
-        np.multiply(num_l, num_cs, out=num_l)
-        np.multiply(den_l, den_cs, out=den_l)
+        cv2.multiply(num_l, num_cs, dst=num_l)
+        cv2.multiply(den_l, den_cs, dst=den_l)
         ssim_map = cv2.divide(num_l, den_l, dst=num_l)
         return float(ssim_map.sum()), cs_sum, ssim_map.copy() if return_map else None
 
@@ -293,7 +354,7 @@ def _ssim_stats_opencv(
         ref, members, shared, c, top = item
         bottom = min(top + rows, out_h) + 2 * r  # input rows top .. bottom - 1
         a = xs[ref, c, top:bottom]
-        product, f0, f1, f2, f3, b0, b1, b2, b3, b4 = buffers(bottom - top)
+        product, f0, f1, f2, f3, b0, b1, b2, b3, b4, in_a, in_b = buffers(bottom - top)
         # identical strips: every window has l = cs = 1 exactly (the rounded arithmetic could miss by 1 ulp)
         same = [p for p in members if identical(a, ys[p, c, top:bottom])]
         count = float((bottom - top - 2 * r) * out_w)
@@ -301,14 +362,15 @@ def _ssim_stats_opencv(
         members = [p for p in members if p not in same]
         if not members:
             return out
+        a = readable(a, in_a)
         if not shared:
             p = members[0]
-            b = ys[p, c, top:bottom]
+            b = readable(ys[p, c, top:bottom], in_b)
             mu_x, mu_y = filtered(a, f0), filtered(b, f1)
-            np.multiply(a, a, out=product)
+            cv2.multiply(a, a, dst=product, dtype=cv2.CV_64F)
             cv2.accumulateSquare(b, product)
             e_sq = filtered(product, f2, delta=c2)  # G*(x^2 + y^2) + C2
-            np.multiply(a, b, out=product)
+            cv2.multiply(a, b, dst=product, dtype=cv2.CV_64F)
             e_xy = filtered(product, f3, taps2, c2)  # 2 G*(xy) + C2
             mu_sq = cv2.multiply(mu_x, mu_x, dst=b0)
             cv2.accumulateProduct(mu_y, mu_y, mu_sq)  # mu_x^2 + mu_y^2
@@ -321,25 +383,25 @@ def _ssim_stats_opencv(
             return out
         # shared reference: its moments once per strip
         mu_x = filtered(a, f0)
-        two_mu_x = np.multiply(mu_x, 2.0)
-        np.multiply(a, a, out=product)
+        two_mu_x = cv2.add(mu_x, mu_x)  # exact
+        cv2.multiply(a, a, dst=product, dtype=cv2.CV_64F)
         var_x = filtered(product, f1, delta=c2)  # G*x^2 + C2, then minus mu_x^2
         mu_x_sq = cv2.multiply(mu_x, mu_x)
         var_x = cv2.subtract(var_x, mu_x_sq)
         mu_x_sq_c1 = np.add(mu_x_sq, c1, out=mu_x_sq)
         for p in members:
-            b = ys[p, c, top:bottom]
+            b = readable(ys[p, c, top:bottom], in_b)
             mu_y = filtered(b, f0)
-            np.multiply(b, b, out=product)
+            cv2.multiply(b, b, dst=product, dtype=cv2.CV_64F)
             e_yy = filtered(product, f2)
-            np.multiply(a, b, out=product)
+            cv2.multiply(a, b, dst=product, dtype=cv2.CV_64F)
             e_xy = filtered(product, f3, taps2, c2)  # 2 G*(xy) + C2
             mu_y_sq = cv2.multiply(mu_y, mu_y, dst=b0)
             mu_xy2 = cv2.multiply(two_mu_x, mu_y, dst=b1)
             den_cs = cv2.add(e_yy, var_x, dst=b2)
-            np.subtract(den_cs, mu_y_sq, out=den_cs)
+            cv2.subtract(den_cs, mu_y_sq, dst=den_cs)
             num_cs = cv2.subtract(e_xy, mu_xy2, dst=b3)
-            np.add(mu_y_sq, mu_x_sq_c1, out=mu_y_sq)
+            cv2.add(mu_y_sq, mu_x_sq_c1, dst=mu_y_sq)
             np.add(mu_xy2, c1, out=mu_xy2)
             out.append((p, *tail(mu_xy2, num_cs, mu_y_sq, den_cs, b4)))
         return out
@@ -379,9 +441,11 @@ def _ssim(
     k2: float,
     return_map: bool,
     ref_index: Tensor | None = None,
+    scale: float | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     window = _gaussian_window(kernel_size, sigma, x.device)
-    ssim_means, _, ssim_map = _ssim_stats(x, y, window, data_range, k1, k2, return_map, ref_index, want_cs=False)
+    ssim_means, _, ssim_map = _ssim_stats(x, y, window, data_range, k1, k2, return_map, ref_index, want_cs=False,
+                                          scale=scale)
     value = ssim_means.mean(dim=1)
     if return_map:
         return value, ssim_map
@@ -406,19 +470,49 @@ def _check_indexed(ref: Tensor, dist: Tensor, ref_index: Tensor | None, name: st
         check_pair(ref[:1], dist[:1], name=name, min_side=min_side)
 
 
+def _check_samples(ref: Tensor, dist: Tensor, scale: float, ref_index: Tensor | None, name: str,
+                   min_side: int) -> None:
+    """:func:`_check_indexed` for integer samples standing for ``k / scale`` (shapes checked on meta tensors)."""
+    for t in (ref, dist):
+        if not isinstance(t, Tensor) or t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
+            got = t.dtype if isinstance(t, Tensor) else type(t).__name__
+            raise MetricInputError(f"{name}: with scale, expected integer sample tensors, got {got}")
+    if not scale > 0:
+        raise MetricInputError(f"{name}: scale must be positive, got {scale}")
+    ref = torch.empty(ref.shape, dtype=torch.float32, device="meta")
+    dist = torch.empty(dist.shape, dtype=torch.float32, device="meta")
+    _check_indexed(ref, dist, ref_index, name, min_side)
+
+
 def ssim_runner(device: torch.device, *, key: str = "ssim", allow_unverified: bool = False, **params):
     """Engine runner for ``ssim``/``ssim_y``/``ssim_matlab``: ``(runner, [])`` (no weights).
 
-    ``runner(ref, dist, ref_index, *, with_map=False)`` takes each distinct reference once
+    ``runner(ref, dist, ref_index, *, with_map=False, scale=None)`` takes each distinct reference once
     (``ref_index`` as in :func:`ssim`), so that a reference shared by several distorted images is neither
     copied per pair nor filtered again. ``device`` and ``allow_unverified`` are unused (the engine's
     builder signature).
+
+    With ``scale`` (the runner's ``takes_samples`` attribute says it accepts one), ``ref`` and ``dist`` are
+    the decoded integer samples (uint8, uint16, int16 or int32) and stand for ``k / scale`` (255 for 8-bit,
+    65535 for 16-bit, 1023 for 10-bit video): the same scores as the float64 ``k / scale`` tensors, to float64
+    rounding, without the float64 copy of the batch (``ssim`` reads the samples strip by strip; ``ssim_y``
+    and ``ssim_matlab`` convert them first, as the engine would).
     """
     fn = {"ssim": ssim, "ssim_y": ssim_y, "ssim_matlab": ssim_matlab}[key]
 
-    def run(ref: Tensor, dist: Tensor, ref_index: Tensor | None, *, with_map: bool = False):
-        return fn(ref, dist, return_map=with_map, ref_index=ref_index, **params)
+    def run(ref: Tensor, dist: Tensor, ref_index: Tensor | None, *, with_map: bool = False,
+            scale: float | None = None):
+        if scale is None:
+            return fn(ref, dist, return_map=with_map, ref_index=ref_index, **params)
+        _check_samples(ref, dist, scale, ref_index, key, params.get("kernel_size", 11))
+        if key != "ssim":
+            return fn(_unit(ref, scale), _unit(dist, scale), return_map=with_map, ref_index=ref_index, **params)
+        settings = {"data_range": 1.0, "kernel_size": 11, "sigma": 1.5, "k1": 0.01, "k2": 0.03, **params}
+        _check_settings(key, settings["data_range"], settings["kernel_size"], settings["sigma"])
+        return _ssim(ref, dist, settings["data_range"], settings["kernel_size"], settings["sigma"], settings["k1"],
+                     settings["k2"], with_map, ref_index, scale=float(scale))
 
+    run.takes_samples = True
     return run, []
 
 
