@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 
 from lpipscli.config import RunConfig, Runner
 from lpipscli.errors import DeviceError, LpipsCliError, UsageError
-from lpipscli.io.dataset import Batcher, collate, prefetch_items, to_unit_float
+from lpipscli.io.dataset import SAMPLE_SCALE, Batcher, collate, prefetch_items, to_unit_float
 from lpipscli.io.pairing import Pair
 from lpipscli.metrics import REGISTRY, resolve_params
 from lpipscli.metrics.masked import MASKED_FUNCTIONS
@@ -412,10 +412,17 @@ class Engine:
                     if spec.input == "sequence":
                         waiting[key] = self._push_sequence(key, runner, batch, errors, scores)
                         continue
-                    ref, dist = inputs.get(spec.input_dtype)
+                    call, samples = runner, None
+                    if getattr(runner, "takes_samples", False) and batch.get("masks") is None:
+                        samples = inputs.samples()
+                    if samples is not None:  # the runner reads the integer samples as they are (SSIM)
+                        ref, dist, scale = samples
+                        call = functools.partial(runner, scale=scale)
+                    else:
+                        ref, dist = inputs.get(spec.input_dtype)
                     oom: dict[int, str] = {}
                     try:
-                        values, pair_maps = _split_on_oom(key, runner, ref, dist, runner_index, oom,
+                        values, pair_maps = _split_on_oom(key, call, ref, dist, runner_index, oom,
                                                           with_map=key in map_keys)
                     except LpipsCliError as exc:
                         for e in errors:
@@ -655,6 +662,14 @@ class _Inputs:
                               out=None if self.pool is None else functools.partial(self.pool.take, slot))
                 for slot, t in enumerate(self.raw))
         return self.cache[dtype]
+
+    def samples(self) -> tuple[torch.Tensor, torch.Tensor, float] | None:
+        """``(ref, dist, full scale)``: the integer samples as decoded, for runners that take them
+        (``takes_samples``); None when the batch holds floats."""
+        scale = self.scale if self.scale is not None else SAMPLE_SCALE.get(self.raw[0].dtype)
+        if scale is None or self.raw[0].is_floating_point() or self.raw[1].dtype != self.raw[0].dtype:
+            return None
+        return self.raw[0], self.raw[1], scale
 
     def images(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The pixels on the CPU for panels (float [0, 1] when their scale is not their dtype's)."""

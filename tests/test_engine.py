@@ -7,6 +7,7 @@ tests compare the engine with itself under different batch compositions.
 
 from __future__ import annotations
 
+import functools
 import math
 import shutil
 from pathlib import Path
@@ -255,6 +256,43 @@ def test_16bit_png_is_scored_at_16bit_precision(tmp_path):
     assert abs(expected - truncated) > 1.0  # the check below can tell 16-bit from 8-bit decoding
     assert abs(row["psnr"] - expected) <= TOLERANCES["psnr_16bit"]
     assert abs(row["ssim"] - skimage_ssim(ref, dist, data_range=65535)) <= TOLERANCES["ssim"]
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+def test_ssim_reads_the_decoded_integer_samples_and_equals_skimage(tmp_path, monkeypatch, depth):
+    """SSIM runners that take samples get the batch's integer pixels with their full scale (no float64 copy
+    of the batch), and the score still equals scikit-image's on the decoded arrays."""
+    from lpipscli.metrics import ssim as ssim_module
+
+    seen = []
+    build = ssim_module.ssim_runner
+
+    def spying(*args, **kwargs):
+        runner, records = build(*args, **kwargs)
+
+        def run(ref, dist, ref_index, *, with_map=False, scale=None):
+            seen.append((ref.dtype, dist.dtype, scale))
+            return runner(ref, dist, ref_index, with_map=with_map, scale=scale)
+
+        run.takes_samples = runner.takes_samples
+        return run, records
+
+    from lpipscli.metrics import REGISTRY
+
+    monkeypatch.setattr(REGISTRY["ssim"].build, "_obj", functools.partial(spying, key="ssim"))
+    if depth == 16:
+        ref, dist = _pair16(5, 900)
+        expected_dtype, full = torch.int32, 65535
+    else:
+        ref, dist = smooth_image(40, 48, seed=5), None
+        dist = distort(ref, seed=6, sigma=12.0)
+        expected_dtype, full = torch.uint8, 255
+    save(tmp_path / "ref" / "s.png", ref)
+    save(tmp_path / "out" / "s.png", dist)
+    (row,), _ = run(tmp_path / "ref", tmp_path / "out", metrics=("ssim", "psnr"))
+    assert seen and all(s == (expected_dtype, expected_dtype, float(full)) for s in seen), seen
+    assert abs(row["ssim"] - skimage_ssim(ref, dist, data_range=full)) <= TOLERANCES["ssim"]
+    assert abs(row["psnr"] - skimage_psnr(ref, dist, data_range=full)) <= TOLERANCES["psnr_16bit"]
 
 
 def test_16bit_near_lossless_psnr_matches_skimage_to_1e6(tmp_path):

@@ -208,7 +208,7 @@ class Batcher:
 
 
 #: integer pixel dtypes and their full scale; 16-bit samples travel as int32 (exact; torch's uint16 is limited)
-_SCALE = {torch.uint8: 255.0, torch.int32: 65535.0}
+SAMPLE_SCALE = {torch.uint8: 255.0, torch.int32: 65535.0}
 
 
 def _to_tensor(array: np.ndarray, channels: int) -> torch.Tensor:
@@ -237,7 +237,7 @@ def to_unit_float(tensor: torch.Tensor, dtype: torch.dtype = torch.float32, scal
     CPU conversion writes into (the engine's reused batch buffers); the values are the same either way.
     """
     if scale is None:
-        scale = _SCALE.get(tensor.dtype)
+        scale = SAMPLE_SCALE.get(tensor.dtype)
     if scale is None or tensor.is_floating_point():
         return tensor.to(dtype)
     if tensor.device.type == "cpu" and dtype in (torch.float32, torch.float64) and not tensor.requires_grad:
@@ -430,10 +430,10 @@ def collate(items: list[dict]) -> dict:
     if dists:
         tensors = refs + dists
         scales = ref_scales + dist_scales
-        full = [s if s is not None else _SCALE.get(t.dtype) for t, s in zip(tensors, scales, strict=True)]
+        full = [s if s is not None else SAMPLE_SCALE.get(t.dtype) for t, s in zip(tensors, scales, strict=True)]
         if len({t.dtype for t in tensors}) > 1 or len(set(full)) > 1:  # mixed bit depths: exact float64 [0, 1]
             tensors = [to_unit_float(t, torch.float64, s) for t, s in zip(tensors, full, strict=True)]
-        elif full and full[0] != _SCALE.get(tensors[0].dtype):
+        elif full and full[0] != SAMPLE_SCALE.get(tensors[0].dtype):
             batch["scale"] = full[0]  # e.g. 1023 for 10-bit video: divided on the device
         batch["ref"] = stack(tensors[: len(refs)])
         batch["dist"] = stack(tensors[len(refs):])
