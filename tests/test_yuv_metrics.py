@@ -192,6 +192,24 @@ def test_ssim_ffmpeg_plane_equals_the_definition_at_full_scale(bits):
         assert ours[n] == pytest.approx(_ssim_ffmpeg_oracle(a[n], b[n], bits), rel=1e-12, abs=1e-12)
 
 
+@pytest.mark.parametrize("bits", [8, 10, 13, 16])
+def test_ssim_ffmpeg_plane_in_strips_equals_the_definition(monkeypatch, bits):
+    """Block sums taken strip by strip (here 2 rows of blocks per strip, a last strip of 1, leftover pixels
+    past the last multiple of 4) give the same value as the plain definition."""
+    from lpipscli.metrics import yuv
+
+    monkeypatch.setattr(yuv, "_STRIP_SAMPLES", 16 * 7 * 2)  # 7 blocks per row (30 px wide): 2 block rows a strip
+    rng = np.random.default_rng(100 + bits)
+    top = (1 << bits) - 1
+    dtype = np.uint8 if bits == 8 else np.uint16
+    a = rng.integers(0, top + 1, size=(2, 23, 30)).astype(dtype)  # 5 rows of blocks, 3 pixel rows left over
+    b = np.clip(a.astype(np.int64) + rng.integers(-40, 41, size=a.shape), 0, top).astype(dtype)
+    b[1, 4:12] = top  # full-scale rows across a strip boundary
+    ours = ssim_ffmpeg_plane(a, b, bits)
+    for n in range(2):
+        assert ours[n] == pytest.approx(_ssim_ffmpeg_oracle(a[n], b[n], bits), rel=1e-12, abs=1e-12)
+
+
 def test_batched_equals_per_frame_and_shapes():
     frames = synthetic_planes(3, 40, 32, "yuv420p")
     noisy = synthetic_planes(3, 40, 32, "yuv420p", noise=0.05, seed=9)
