@@ -225,6 +225,31 @@ def test_batched_equals_per_frame_and_shapes():
     assert batched_p["y"].shape == (3,) and batched_p["y"].dtype == np.float64
 
 
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv420p10le"])
+def test_columns_on_frame_lists_equal_the_stacked_functions(pix_fmt):
+    """The engine's call (one plane tuple per pair, a reference shared by two pairs, CPU tensors) gives exactly
+    the values of psnr_yuv / ssim_ffmpeg on stacked frames."""
+    import torch
+
+    from lpipscli.metrics.yuv import psnr_yuv_columns, ssim_ffmpeg_columns
+
+    bits = 8 if pix_fmt == "yuv420p" else 10
+    refs = synthetic_planes(2, 40, 36, pix_fmt)
+    dists = synthetic_planes(3, 40, 36, pix_fmt, noise=0.05, seed=5)
+    pair_refs = [refs[0], refs[0], refs[1]]
+    stacked = [[np.stack([f[k] for f in frames]) for k in range(3)] for frames in (pair_refs, dists)]
+    as_tensors = [tuple(torch.from_numpy(np.ascontiguousarray(p)) for p in f) for f in dists]
+    p_cols, s_cols = psnr_yuv_columns(pair_refs, as_tensors, bits), ssim_ffmpeg_columns(pair_refs, dists, bits)
+    p_ref, s_ref = psnr_yuv(*stacked, bits), ssim_ffmpeg(*stacked, bits)
+    for name in ("y", "u", "v"):
+        assert np.array_equal(p_cols[f"psnr_yuv_{name}"], p_ref[name])
+        assert np.array_equal(s_cols[f"ssim_ffmpeg_{name}"], s_ref[name])
+    assert np.array_equal(p_cols["psnr_yuv"], p_ref["avg"]) and np.array_equal(s_cols["ssim_ffmpeg"], s_ref["all"])
+    assert p_cols["psnr_yuv"].shape == (3,) and p_cols["psnr_yuv"].dtype == np.float64
+    with pytest.raises(MetricInputError, match="differ"):
+        psnr_yuv_columns(pair_refs, [dists[0], dists[1], tuple(p[:-2] for p in dists[2])], bits)
+
+
 def test_input_errors():
     a = np.zeros((1, 16, 16), np.uint8)
     with pytest.raises(MetricInputError, match="shapes differ"):

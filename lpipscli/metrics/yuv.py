@@ -173,8 +173,13 @@ def ssim_ffmpeg_plane(ref: np.ndarray, dist: np.ndarray, bit_depth: int) -> np.n
         MetricInputError: planes under 8x8 (FFmpeg has no window there), shapes that differ, bad depth.
     """
     (a,), (b,) = _pair([ref], [dist], "ssim_ffmpeg")
-    bits = _check_bits(bit_depth, "ssim_ffmpeg")
-    n, height, width = a.shape
+    return _ssim_plane(a, b, _check_bits(bit_depth, "ssim_ffmpeg"))
+
+
+def _ssim_plane(a: Sequence[np.ndarray], b: Sequence[np.ndarray], bits: int) -> np.ndarray:
+    """:func:`ssim_ffmpeg_plane` of checked frames: ``a[n]``, ``b[n]`` are ``(h, w)`` integer planes of one size
+    (an ``(N, h, w)`` array is such a sequence)."""
+    height, width = a[0].shape
     bw, bh = width >> 2, height >> 2
     if bw < 2 or bh < 2:
         raise MetricInputError(f"ssim_ffmpeg: a {width}x{height} plane is too small: FFmpeg's SSIM needs planes "
@@ -217,9 +222,9 @@ def ssim_ffmpeg_plane(ref: np.ndarray, dist: np.ndarray, bit_depth: int) -> np.n
 _STRIP_SAMPLES = 1 << 17
 
 
-def _ssim_window_sums(a: np.ndarray, b: np.ndarray, bits: int) -> tuple[np.ndarray, ...]:
+def _ssim_window_sums(a: Sequence[np.ndarray], b: Sequence[np.ndarray], bits: int) -> tuple[np.ndarray, ...]:
     """The four 8x8 window sums of FFmpeg's SSIM (``sum a``, ``sum b``, ``sum a^2 + b^2``, ``sum ab``), each
-    ``(N, bh - 1, bw - 1)``, from the 4x4 block sums (``bh, bw = h // 4, w // 4``) of ``(N, h, w)`` planes.
+    ``(N, bh - 1, bw - 1)``, from the 4x4 block sums (``bh, bw = h // 4, w // 4``) of N ``(h, w)`` planes.
 
     Integer sums, exact: up to 13 bits a sample's ``x^2 + y^2 < 2^27`` and a 4x4 block's sum of them ``< 2^31``,
     so everything to the block sums fits int32 (half the memory traffic of int64); wider samples use int64.
@@ -229,7 +234,7 @@ def _ssim_window_sums(a: np.ndarray, b: np.ndarray, bits: int) -> tuple[np.ndarr
     half the time of whole-plane passes at 1080p. Sums are pairwise sums of strided slices (columns, then
     rows): ~5x faster than reductions over reshaped axes, the same integers.
     """
-    n, height, width = a.shape
+    n, (height, width) = len(a), a[0].shape
     bh, bw = height >> 2, width >> 2
     acc = np.int32 if bits <= 13 else np.int64
     blocks = [np.empty((n, bh, bw), dtype=acc) for _ in range(4)]
@@ -237,8 +242,8 @@ def _ssim_window_sums(a: np.ndarray, b: np.ndarray, bits: int) -> tuple[np.ndarr
     for f in range(n):
         for y0 in range(0, bh, step):
             y1 = min(bh, y0 + step)
-            x = a[f, 4 * y0: 4 * y1, : 4 * bw].astype(acc)
-            y = b[f, 4 * y0: 4 * y1, : 4 * bw].astype(acc)
+            x = a[f][4 * y0: 4 * y1, : 4 * bw].astype(acc)
+            y = b[f][4 * y0: 4 * y1, : 4 * bw].astype(acc)
             squares = x * x
             squares += y * y
             _block_sums(x, out=blocks[0][f, y0:y1])
@@ -304,22 +309,70 @@ def ssim_db(ssim: np.ndarray) -> np.ndarray:
     return np.where(np.abs(gap) > 1e-9, db, np.inf)
 
 
-def _numpy_planes(planes: Sequence) -> list[np.ndarray]:
-    return [p.numpy() if hasattr(p, "numpy") else np.asarray(p) for p in planes]
+def _frames(ref_frames: Sequence, dist_frames: Sequence, bit_depth: int, name: str
+            ) -> tuple[list[tuple[np.ndarray, ...]], list[tuple[np.ndarray, ...]], int]:
+    """Check per-frame planes (the engine's batches): one ``(Y, U, V)`` (or ``(Y,)``) tuple of ``(h, w)`` integer
+    arrays (or CPU tensors) per pair, every pair with the shapes and dtypes of the first."""
+    def arrays(frame):
+        return tuple(p.numpy() if hasattr(p, "numpy") else np.asarray(p) for p in frame)
+
+    ref = [arrays(f) for f in ref_frames]
+    dist = [arrays(f) for f in dist_frames]
+    if not ref or len(ref) != len(dist):
+        raise MetricInputError(f"{name}: {len(ref)} reference frames but {len(dist)} distorted frames")
+    first = [a[None] for a in ref[0]]  # checks plane count, dimensions, integer samples and shapes of pair 0
+    _pair(first, [b[None] for b in dist[0]], name)
+    layout = [(a.shape, a.dtype) for a in ref[0]]
+    for frame in (*ref, *dist):
+        if [(a.shape, a.dtype) for a in frame] != layout:
+            raise MetricInputError(f"{name}: frames of one batch differ in plane count, shape or dtype")
+    return ref, dist, _check_bits(bit_depth, name)
 
 
-def psnr_yuv_columns(ref_planes: Sequence, dist_planes: Sequence, bit_depth: int) -> dict[str, np.ndarray]:
+def psnr_yuv_columns(ref_frames: Sequence, dist_frames: Sequence, bit_depth: int) -> dict[str, np.ndarray]:
     """The registry's ``psnr_yuv`` columns: ``psnr_yuv_y/u/v`` and ``psnr_yuv`` (FFmpeg's ``psnr_avg``).
 
-    Planes may be CPU tensors (the engine's batches); see :func:`psnr_yuv`.
+    Args:
+        ref_frames, dist_frames: one tuple of planes ``(Y, U, V)`` (or ``(Y,)``) per pair, each ``(h, w)``
+            integers (NumPy arrays or CPU tensors), the reference of pair ``p`` in ``ref_frames[p]``: the
+            engine hands each frame's planes where they lie, nothing is stacked.
+        bit_depth: see :func:`psnr_yuv`.
+
+    Returns:
+        float64 ``(P,)`` per column, the values :func:`psnr_yuv` gives for the same frames.
     """
-    out = psnr_yuv(_numpy_planes(ref_planes), _numpy_planes(dist_planes), bit_depth)
-    names = PLANE_NAMES[: len(ref_planes)]
-    return {**{f"psnr_yuv_{k}": out[k] for k in names}, "psnr_yuv": out["avg"]}
+    ref, dist, bits = _frames(ref_frames, dist_frames, bit_depth, "psnr_yuv")
+    n_planes = len(ref[0])
+    sse = np.empty((n_planes, len(ref)), dtype=np.int64)
+    for p, (a, b) in enumerate(zip(ref, dist, strict=True)):
+        for k in range(n_planes):
+            sse[k, p] = _sse(a[k][None], b[k][None], bits)[0]
+    top = float((1 << bits) - 1)
+    weights = plane_weights([a.shape for a in ref[0]])
+    out: dict[str, np.ndarray] = {}
+    mse_avg = np.zeros(len(ref), dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        for k, (name, weight) in enumerate(zip(PLANE_NAMES, weights, strict=False)):
+            height, width = ref[0][k].shape
+            mse = sse[k] / float(height * width)  # as psnr_yuv: the same float64 operations, frame by frame
+            out[f"psnr_yuv_{name}"] = 10.0 * np.log10(top * top / mse)
+            mse_avg += mse * weight
+        out["psnr_yuv"] = 10.0 * np.log10(top * top / mse_avg)
+    return out
 
 
-def ssim_ffmpeg_columns(ref_planes: Sequence, dist_planes: Sequence, bit_depth: int) -> dict[str, np.ndarray]:
-    """The registry's ``ssim_ffmpeg`` columns: ``ssim_ffmpeg_y/u/v`` and ``ssim_ffmpeg`` (FFmpeg's ``All``)."""
-    out = ssim_ffmpeg(_numpy_planes(ref_planes), _numpy_planes(dist_planes), bit_depth)
-    names = PLANE_NAMES[: len(ref_planes)]
-    return {**{f"ssim_ffmpeg_{k}": out[k] for k in names}, "ssim_ffmpeg": out["all"]}
+def ssim_ffmpeg_columns(ref_frames: Sequence, dist_frames: Sequence, bit_depth: int) -> dict[str, np.ndarray]:
+    """The registry's ``ssim_ffmpeg`` columns: ``ssim_ffmpeg_y/u/v`` and ``ssim_ffmpeg`` (FFmpeg's ``All``).
+
+    Frames as in :func:`psnr_yuv_columns`; the values :func:`ssim_ffmpeg` gives for the same frames. Each plane's
+    block sums are taken frame by frame where the planes lie, the per-window arithmetic once for the batch.
+    """
+    ref, dist, bits = _frames(ref_frames, dist_frames, bit_depth, "ssim_ffmpeg")
+    weights = plane_weights([a.shape for a in ref[0]])
+    out: dict[str, np.ndarray] = {}
+    total = np.zeros(len(ref), dtype=np.float64)
+    for k, (name, weight) in enumerate(zip(PLANE_NAMES, weights, strict=False)):
+        out[f"ssim_ffmpeg_{name}"] = _ssim_plane([f[k] for f in ref], [f[k] for f in dist], bits)
+        total += weight * out[f"ssim_ffmpeg_{name}"]
+    out["ssim_ffmpeg"] = total
+    return out
