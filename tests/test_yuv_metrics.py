@@ -152,6 +152,20 @@ def test_psnr_yuv_mse_exact_at_the_extremes_of_every_depth(bits):
         assert out["mse_y"][n] == sse / (64 * 96)  # exact: the same float64 division of the same integer
 
 
+@pytest.mark.parametrize(("bits", "width"), [(8, 66051), (8, 66052), (10, 2052), (10, 2053), (12, 128), (12, 129)])
+def test_psnr_yuv_rows_of_full_scale_differences_at_the_narrow_sum_limits(bits, width):
+    """A row's sum of squares is taken in uint32 (8-bit) or int32 (9-15 bits) only while it cannot overflow:
+    rows of full-scale differences just inside and just past that width give the exact integer SSE."""
+    top = (1 << bits) - 1
+    dtype = np.uint8 if bits == 8 else np.uint16
+    ref = np.zeros((1, 2, width), dtype=dtype)
+    dist = np.full((1, 2, width), top, dtype=dtype)
+    dist[0, 1, ::2] = 0
+    ref[0, 1, ::2] = top  # the other sign
+    out = psnr_yuv([ref], [dist], bits)
+    assert out["mse_y"][0] == (2 * width * top * top) / (2 * width)  # every squared difference is top^2
+
+
 def _ssim_ffmpeg_oracle(a: np.ndarray, b: np.ndarray, bits: int) -> float:
     """FFmpeg's vf_ssim.c for one plane, written out plainly: int64 4x4 sums by reshaping, 8x8 windows from 2x2
     of them, ssim_end1 in float32, windows summed in double (8-bit) or float32 per row (more bits)."""

@@ -133,23 +133,31 @@ def psnr_yuv(ref_planes: Sequence, dist_planes: Sequence, bit_depth: int) -> dic
 def _sse(a: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:
     """Exact sum of squared differences per frame, ``(N,)`` int64, of integer planes ``(N, h, w)``.
 
-    The difference is taken in 16 bits where it is exact: 8-bit samples subtract into int16, and samples of
-    9 to 15 bits (uint16 below ``2^15``) are reinterpreted as int16 and subtract without wrapping
-    (``|d| <= 2^15 - 1``). Its square fits int32 (``< 2^30``) and the sums are int64. Half the memory
-    traffic of an int32 difference: 2.3 ms instead of 3.9 for a 1080p 10-bit plane. Wider samples (or
-    planes that are not uint8/uint16) take the int32 difference.
+    Every step is exact in the narrowest type that holds it. 8-bit samples: ``|a - b|`` as
+    ``max(a, b) - min(a, b)`` in uint8, its square in uint16 (``<= 255^2 < 2^16``), each row's sum in uint32
+    (``w * 255^2 < 2^32`` for any ``w <= 66051``). Samples of 9 to 15 bits (uint16 below ``2^15``) are
+    reinterpreted as int16 and subtract without wrapping (``|d| <= 2^15 - 1``); the square fits int32
+    (``< 2^30``) and so does a row's sum while ``w (2^bits - 1)^2 < 2^31`` (1920 samples of 10 bits). Rows are
+    then summed in int64. Narrow types are less memory traffic: 1.6x faster than int32 squares summed to
+    int64 at 360p and 1080p. Wider samples (or planes that are not uint8/uint16) take the int32/int64 difference.
     """
-    if a.dtype == np.uint8 and b.dtype == np.uint8:
-        diff = np.subtract(a, b, dtype=np.int16)
-    elif a.dtype == np.uint16 and b.dtype == np.uint16 and bits <= 15 and a.dtype.isnative and b.dtype.isnative:
+    width = a.shape[2]
+    if a.dtype == np.uint8 and b.dtype == np.uint8 and width * 255 * 255 < 1 << 32:
+        diff = np.maximum(a, b)
+        diff -= np.minimum(a, b)
+        square = diff.astype(np.uint16)
+        square *= square
+        return np.add.reduce(square, axis=2, dtype=np.uint32).sum(axis=1, dtype=np.int64)
+    if a.dtype == np.uint16 and b.dtype == np.uint16 and bits <= 15 and a.dtype.isnative and b.dtype.isnative:
         diff = np.subtract(a.view(np.int16), b.view(np.int16))  # samples < 2^bits <= 2^15: no wrap
-    else:
-        diff = a.astype(np.int64 if a.dtype.itemsize > 2 or b.dtype.itemsize > 2 else np.int32)
-        diff -= b
-        return np.einsum("nij,nij->n", diff, diff, dtype=np.int64)
-    square = diff.astype(np.int32)
-    np.multiply(square, square, out=square)
-    return square.sum(axis=(1, 2), dtype=np.int64)
+        square = diff.astype(np.int32)
+        square *= square
+        if width * ((1 << bits) - 1) ** 2 < 1 << 31:
+            return np.add.reduce(square, axis=2, dtype=np.int32).sum(axis=1, dtype=np.int64)
+        return square.sum(axis=(1, 2), dtype=np.int64)
+    diff = a.astype(np.int64 if a.dtype.itemsize > 2 or b.dtype.itemsize > 2 else np.int32)
+    diff -= b
+    return np.einsum("nij,nij->n", diff, diff, dtype=np.int64)
 
 
 def _ssim_constants(bits: int) -> tuple[int, int, int]:
