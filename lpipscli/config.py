@@ -124,8 +124,9 @@ class MetricSpec:
             for this metric (pixel metrics need float64 to match scikit-image to 1e-6 on 16-bit files).
         options: CLI options that set ``params`` (``--option`` -> param name), for the help and provenance.
         input: ``"pixels"`` (``fn`` takes ``(N, C, H, W)`` float tensors) or ``"planes"`` (``fn`` takes the
-            decoded YUV planes of video frames as integer tensors, one ``(N, h, w)`` stack per plane, plus
-            ``bit_depth``, and returns ``{column: (N,)}``); plane metrics only run on video sources; or
+            decoded YUV planes of video frames, ``fn(ref_frames, dist_frames, bit_depth=...)`` with one tuple
+            of ``(h, w)`` integer NumPy planes per pair in each list, and returns ``{column: (N,)}``); plane
+            metrics only run on video sources; or
             ``"sequence"``: ``fn(**params)`` builds a stateful scorer of the planes in stream order (VMAF,
             whose frame scores depend on the next frame): ``push(stream, ref_planes, dist_planes, bit_depth)
             -> ticket``, ``collect() -> [(ticket, score or error message)]`` of the scores ready, ``finish()``

@@ -21,7 +21,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -766,14 +765,12 @@ def _batch_planes(batch: dict) -> tuple[dict | None, str | None]:
 
 def _plane_runner(fn, params):
     """``run(ref_planes, dist_planes, ref_index, bits) -> {column: (P,)}`` on a batch's per-frame planes
-    (:func:`lpipscli.io.dataset.collate`): the batched metric runs on each pair's ``(1, h, w)`` views where the
-    planes lie, so no frame is copied into a stack."""
+    (:func:`lpipscli.io.dataset.collate`): one call of the metric for the whole batch, with each pair's reference
+    and distorted planes where they lie (``fn(ref_frames, dist_frames, bit_depth=...)``, one plane tuple per
+    pair), so no frame is copied into a stack."""
     def run(ref_planes, dist_planes, ref_index, bits):
-        parts = []
-        for p, dist in enumerate(dist_planes):
-            ref = ref_planes[p if ref_index is None else int(ref_index[p])]
-            parts.append(fn([a[None] for a in ref], [b[None] for b in dist], bit_depth=bits, **params))
-        return {column: np.concatenate([part[column] for part in parts]) for column in parts[0]}
+        refs = ref_planes if ref_index is None else [ref_planes[int(r)] for r in ref_index.tolist()]
+        return fn(refs, dist_planes, bit_depth=bits, **params)
 
     return run
 

@@ -152,6 +152,20 @@ def test_psnr_yuv_mse_exact_at_the_extremes_of_every_depth(bits):
         assert out["mse_y"][n] == sse / (64 * 96)  # exact: the same float64 division of the same integer
 
 
+@pytest.mark.parametrize(("bits", "width"), [(8, 66051), (8, 66052), (10, 2052), (10, 2053), (12, 128), (12, 129)])
+def test_psnr_yuv_rows_of_full_scale_differences_at_the_narrow_sum_limits(bits, width):
+    """A row's sum of squares is taken in uint32 (8-bit) or int32 (9-15 bits) only while it cannot overflow:
+    rows of full-scale differences just inside and just past that width give the exact integer SSE."""
+    top = (1 << bits) - 1
+    dtype = np.uint8 if bits == 8 else np.uint16
+    ref = np.zeros((1, 2, width), dtype=dtype)
+    dist = np.full((1, 2, width), top, dtype=dtype)
+    dist[0, 1, ::2] = 0
+    ref[0, 1, ::2] = top  # the other sign
+    out = psnr_yuv([ref], [dist], bits)
+    assert out["mse_y"][0] == (2 * width * top * top) / (2 * width)  # every squared difference is top^2
+
+
 def _ssim_ffmpeg_oracle(a: np.ndarray, b: np.ndarray, bits: int) -> float:
     """FFmpeg's vf_ssim.c for one plane, written out plainly: int64 4x4 sums by reshaping, 8x8 windows from 2x2
     of them, ssim_end1 in float32, windows summed in double (8-bit) or float32 per row (more bits)."""
@@ -192,6 +206,24 @@ def test_ssim_ffmpeg_plane_equals_the_definition_at_full_scale(bits):
         assert ours[n] == pytest.approx(_ssim_ffmpeg_oracle(a[n], b[n], bits), rel=1e-12, abs=1e-12)
 
 
+@pytest.mark.parametrize("bits", [8, 10, 13, 16])
+def test_ssim_ffmpeg_plane_in_strips_equals_the_definition(monkeypatch, bits):
+    """Block sums taken strip by strip (here 2 rows of blocks per strip, a last strip of 1, leftover pixels
+    past the last multiple of 4) give the same value as the plain definition."""
+    from lpipscli.metrics import yuv
+
+    monkeypatch.setattr(yuv, "_STRIP_SAMPLES", 16 * 7 * 2)  # 7 blocks per row (30 px wide): 2 block rows a strip
+    rng = np.random.default_rng(100 + bits)
+    top = (1 << bits) - 1
+    dtype = np.uint8 if bits == 8 else np.uint16
+    a = rng.integers(0, top + 1, size=(2, 23, 30)).astype(dtype)  # 5 rows of blocks, 3 pixel rows left over
+    b = np.clip(a.astype(np.int64) + rng.integers(-40, 41, size=a.shape), 0, top).astype(dtype)
+    b[1, 4:12] = top  # full-scale rows across a strip boundary
+    ours = ssim_ffmpeg_plane(a, b, bits)
+    for n in range(2):
+        assert ours[n] == pytest.approx(_ssim_ffmpeg_oracle(a[n], b[n], bits), rel=1e-12, abs=1e-12)
+
+
 def test_batched_equals_per_frame_and_shapes():
     frames = synthetic_planes(3, 40, 32, "yuv420p")
     noisy = synthetic_planes(3, 40, 32, "yuv420p", noise=0.05, seed=9)
@@ -205,6 +237,31 @@ def test_batched_equals_per_frame_and_shapes():
         assert single_p["avg"][0] == batched_p["avg"][n]
         assert single_s["all"][0] == batched_s["all"][n]
     assert batched_p["y"].shape == (3,) and batched_p["y"].dtype == np.float64
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv420p10le"])
+def test_columns_on_frame_lists_equal_the_stacked_functions(pix_fmt):
+    """The engine's call (one plane tuple per pair, a reference shared by two pairs, CPU tensors) gives exactly
+    the values of psnr_yuv / ssim_ffmpeg on stacked frames."""
+    import torch
+
+    from lpipscli.metrics.yuv import psnr_yuv_columns, ssim_ffmpeg_columns
+
+    bits = 8 if pix_fmt == "yuv420p" else 10
+    refs = synthetic_planes(2, 40, 36, pix_fmt)
+    dists = synthetic_planes(3, 40, 36, pix_fmt, noise=0.05, seed=5)
+    pair_refs = [refs[0], refs[0], refs[1]]
+    stacked = [[np.stack([f[k] for f in frames]) for k in range(3)] for frames in (pair_refs, dists)]
+    as_tensors = [tuple(torch.from_numpy(np.ascontiguousarray(p)) for p in f) for f in dists]
+    p_cols, s_cols = psnr_yuv_columns(pair_refs, as_tensors, bits), ssim_ffmpeg_columns(pair_refs, dists, bits)
+    p_ref, s_ref = psnr_yuv(*stacked, bits), ssim_ffmpeg(*stacked, bits)
+    for name in ("y", "u", "v"):
+        assert np.array_equal(p_cols[f"psnr_yuv_{name}"], p_ref[name])
+        assert np.array_equal(s_cols[f"ssim_ffmpeg_{name}"], s_ref[name])
+    assert np.array_equal(p_cols["psnr_yuv"], p_ref["avg"]) and np.array_equal(s_cols["ssim_ffmpeg"], s_ref["all"])
+    assert p_cols["psnr_yuv"].shape == (3,) and p_cols["psnr_yuv"].dtype == np.float64
+    with pytest.raises(MetricInputError, match="differ"):
+        psnr_yuv_columns(pair_refs, [dists[0], dists[1], tuple(p[:-2] for p in dists[2])], bits)
 
 
 def test_input_errors():

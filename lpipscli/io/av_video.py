@@ -606,7 +606,11 @@ class AVVideoReader(VideoReader):
             raise DecodeError(self.path, (f"frame {index} is {frame.width}x{frame.height}, the stream started at "
                                           f"{info.size}; a resolution change inside a source is not supported"))
         planes = _frame_planes(frame, info.planar_fmt, info.bit_depth)
-        pts_time = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
+        time_base = frame.time_base
+        # pts * num / den in Python integers is correctly rounded: the same float as float(pts * time_base), without
+        # two Fractions per frame
+        pts_time = (frame.pts * time_base.numerator / time_base.denominator
+                    if frame.pts is not None and time_base else None)
         return self._make_frame(index, pts_time, planes)
 
     def __next__(self) -> Frame:

@@ -477,8 +477,13 @@ def _frame_planes(ref_planes: list, dist_planes: list, bits: set, errors: list[s
     if len(shapes) != 1:
         return {"error": "planes of different sizes cannot be compared (" + ", ".join(
             " ".join(f"{w}x{h}" for h, w in frame) for frame in sorted(shapes)) + ")"}
-    return {"ref": [tuple(p.numpy() for p in planes) for planes in ref_planes],
-            "dist": [tuple(p.numpy() for p in planes) for planes in dist_planes], "bits": bits.pop()}
+    return {"ref": [_numpy_planes(planes) for planes in ref_planes],
+            "dist": [_numpy_planes(planes) for planes in dist_planes], "bits": bits.pop()}
+
+
+def _numpy_planes(planes: tuple) -> tuple[np.ndarray, ...]:
+    """A frame's planes as NumPy arrays (tensors from a decoding worker are unwrapped, arrays pass as they are)."""
+    return tuple(p.numpy() if isinstance(p, torch.Tensor) else p for p in planes)
 
 
 class VideoDataset(IterableDataset):
@@ -601,8 +606,12 @@ def _video_scale(source) -> float | None:
 _NO_PIXELS = torch.zeros(0, dtype=torch.uint8)
 
 
-def _plane_tensors(planes) -> tuple[torch.Tensor, ...]:
-    """Decoded planes as tensors, sample values as decoded (uint8 or uint16), without a copy."""
+def _plane_tensors(planes) -> tuple:
+    """Decoded planes for an item, sample values as decoded (uint8 or uint16), without a copy: tensors in a
+    decoding worker (they travel to the main process in shared memory), the NumPy arrays themselves in the main
+    process (the plane metrics read NumPy; no per-plane tensor to make and unwrap, six per frame pair)."""
+    if get_worker_info() is None:
+        return tuple(np.ascontiguousarray(p) for p in planes)
     return tuple(torch.from_numpy(np.ascontiguousarray(p)) for p in planes)
 
 
