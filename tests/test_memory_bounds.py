@@ -250,3 +250,27 @@ def test_a_run_converts_every_batch_into_the_same_few_arrays(tmp_path):
     batches = 48 // BATCH
     assert batches >= 3
     assert 0 < len(allocations) <= 3, allocations  # ref and dist conversions, and the gathered references
+
+
+_PURE = [k for k, s in __import__("lpipscli.metrics", fromlist=["REGISTRY"]).REGISTRY.items()
+         if s.build is None and s.input not in ("planes", "sequence")]
+
+
+@pytest.mark.parametrize("key", _PURE)
+def test_every_pure_metric_scores_one_shared_reference_read_through_a_stride_0_view(key):
+    """A batch of one reference's distorted versions hands pure metrics that reference as a stride-0 view (no
+    copy per pair): each must give exactly the scores of the materialised copies (and may not write to it)."""
+    from lpipscli.engine import _BufferPool, _pure_runner
+    from lpipscli.metrics import REGISTRY, resolve_params
+
+    spec = REGISTRY[key]
+    side = max(spec.min_side, 32)
+    dtype = torch.float64 if spec.input_dtype == "float64" else torch.float32
+    gen = torch.Generator().manual_seed(11)
+    ref = torch.rand(1, 3, side, side, generator=gen, dtype=dtype)
+    dist = torch.rand(3, 3, side, side, generator=gen, dtype=dtype)
+    params = resolve_params(key, {})
+    run = _pure_runner(spec.fn, params, spec.map_fn, _BufferPool())
+    got = run(ref, dist, torch.zeros(3, dtype=torch.long))
+    expected = spec.fn(ref.repeat(3, 1, 1, 1), dist, **params)
+    assert torch.equal(got, expected)
