@@ -629,7 +629,8 @@ class _BufferPool:
         self._arrays: dict[tuple[int, str], np.ndarray] = {}
 
     def take(self, slot: int, shape: tuple[int, ...], dtype) -> np.ndarray:
-        """An array of ``shape`` and ``dtype`` for ``slot`` (0 references, 1 distorted images), contents unset."""
+        """An array of ``shape`` and ``dtype`` for ``slot`` (0 references, 1 distorted images, 2 references
+        gathered per distorted image), contents unset."""
         key = (slot, np.dtype(dtype).str)
         size = math.prod(shape)
         held = self._arrays.get(key)
