@@ -114,13 +114,20 @@ def psnr_yuv(ref_planes: Sequence, dist_planes: Sequence, bit_depth: int) -> dic
     """
     ref, dist = _pair(ref_planes, dist_planes, "psnr_yuv")
     bits = _check_bits(bit_depth, "psnr_yuv")
+    sse = np.stack([_sse(a, b, bits) for a, b in zip(ref, dist, strict=True)])
+    return _psnr_from_sse(sse, [a.shape[1:] for a in ref], bits)
+
+
+def _psnr_from_sse(sse: np.ndarray, shapes: Sequence[tuple[int, int]], bits: int) -> dict[str, np.ndarray]:
+    """:func:`psnr_yuv`'s result from the exact sums of squared differences ``(planes, N)`` int64 of planes of
+    ``shapes`` ``(h, w)``."""
     top = float((1 << bits) - 1)
-    weights = plane_weights([a.shape[1:] for a in ref])
+    weights = plane_weights(list(shapes))
     out: dict[str, np.ndarray] = {}
-    mse_avg = np.zeros(ref[0].shape[0], dtype=np.float64)
+    mse_avg = np.zeros(sse.shape[1], dtype=np.float64)
     with np.errstate(divide="ignore"):
-        for name, a, b, weight in zip(PLANE_NAMES, ref, dist, weights, strict=False):
-            mse = _sse(a, b, bits) / float(a.shape[1] * a.shape[2])
+        for name, plane_sse, (height, width), weight in zip(PLANE_NAMES, sse, shapes, weights, strict=False):
+            mse = plane_sse / float(height * width)
             out[name] = 10.0 * np.log10(top * top / mse)
             out[f"mse_{name}"] = mse
             mse_avg += mse * weight
@@ -355,18 +362,8 @@ def psnr_yuv_columns(ref_frames: Sequence, dist_frames: Sequence, bit_depth: int
     for p, (a, b) in enumerate(zip(ref, dist, strict=True)):
         for k in range(n_planes):
             sse[k, p] = _sse(a[k][None], b[k][None], bits)[0]
-    top = float((1 << bits) - 1)
-    weights = plane_weights([a.shape for a in ref[0]])
-    out: dict[str, np.ndarray] = {}
-    mse_avg = np.zeros(len(ref), dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        for k, (name, weight) in enumerate(zip(PLANE_NAMES, weights, strict=False)):
-            height, width = ref[0][k].shape
-            mse = sse[k] / float(height * width)  # as psnr_yuv: the same float64 operations, frame by frame
-            out[f"psnr_yuv_{name}"] = 10.0 * np.log10(top * top / mse)
-            mse_avg += mse * weight
-        out["psnr_yuv"] = 10.0 * np.log10(top * top / mse_avg)
-    return out
+    out = _psnr_from_sse(sse, [a.shape for a in ref[0]], bits)
+    return {**{f"psnr_yuv_{name}": out[name] for name in PLANE_NAMES[:n_planes]}, "psnr_yuv": out["avg"]}
 
 
 def ssim_ffmpeg_columns(ref_frames: Sequence, dist_frames: Sequence, bit_depth: int) -> dict[str, np.ndarray]:
