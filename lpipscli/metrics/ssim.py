@@ -504,10 +504,10 @@ def ssim_runner(device: torch.device, *, key: str = "ssim", allow_unverified: bo
             scale: float | None = None):
         if scale is None:
             return fn(ref, dist, return_map=with_map, ref_index=ref_index, **params)
-        _check_samples(ref, dist, scale, ref_index, key, params.get("kernel_size", 11))
+        settings = {**{k: SSIM_DEFAULTS[k] for k in ("data_range", "kernel_size", "sigma", "k1", "k2")}, **params}
+        _check_samples(ref, dist, scale, ref_index, key, settings["kernel_size"])
         if key != "ssim":
             return fn(_unit(ref, scale), _unit(dist, scale), return_map=with_map, ref_index=ref_index, **params)
-        settings = {"data_range": 1.0, "kernel_size": 11, "sigma": 1.5, "k1": 0.01, "k2": 0.03, **params}
         _check_settings(key, settings["data_range"], settings["kernel_size"], settings["sigma"])
         return _ssim(ref, dist, settings["data_range"], settings["kernel_size"], settings["sigma"], settings["k1"],
                      settings["k2"], with_map, ref_index, scale=float(scale))
