@@ -21,6 +21,7 @@ from PIL import Image
 from lpipscli.config import RunConfig
 from lpipscli.engine import Engine
 from lpipscli.io.dataset import prefetch_items
+from lpipscli.metrics import REGISTRY
 
 BATCH = 16
 
@@ -252,8 +253,7 @@ def test_a_run_converts_every_batch_into_the_same_few_arrays(tmp_path):
     assert 0 < len(allocations) <= 3, allocations  # ref and dist conversions, and the gathered references
 
 
-_PURE = [k for k, s in __import__("lpipscli.metrics", fromlist=["REGISTRY"]).REGISTRY.items()
-         if s.build is None and s.input not in ("planes", "sequence")]
+_PURE = [k for k, s in REGISTRY.items() if s.build is None and s.input not in ("planes", "sequence")]
 
 
 @pytest.mark.parametrize("key", _PURE)
@@ -261,7 +261,7 @@ def test_every_pure_metric_scores_one_shared_reference_read_through_a_stride_0_v
     """A batch of one reference's distorted versions hands pure metrics that reference as a stride-0 view (no
     copy per pair): each must give exactly the scores of the materialised copies (and may not write to it)."""
     from lpipscli.engine import _BufferPool, _pure_runner
-    from lpipscli.metrics import REGISTRY, resolve_params
+    from lpipscli.metrics import resolve_params
 
     spec = REGISTRY[key]
     side = max(spec.min_side, 32)
