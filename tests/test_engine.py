@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import functools
 import math
+import multiprocessing
 import shutil
+import sys
+import threading
+import warnings
 from pathlib import Path
 
 import cv2
@@ -186,6 +190,46 @@ def test_workers_0_and_2_give_identical_rows_in_identical_order(tmp_path):
     assert len(batches0) >= 3  # enough batches for two workers to take part
     assert len(rows0) == 7
     assert rows0 == rows2
+
+
+@pytest.fixture
+def forkserver_default():
+    """Python 3.14's default start method on Linux (forkserver), for the length of a test."""
+    before = multiprocessing.get_start_method(allow_none=True)
+    multiprocessing.set_start_method("forkserver", force=True)
+    yield
+    multiprocessing.set_start_method(before, force=True)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the loader asks for fork on Linux only")
+def test_decoding_workers_fork_on_linux_whatever_the_default_start_method(tmp_path, forkserver_default):
+    make_pairs(tmp_path / "ref", tmp_path / "out", [f"f{i}" for i in range(3)])
+    engine = Engine(RunConfig(ref=tmp_path / "ref", dists=(tmp_path / "out",), metrics=("psnr",),
+                              workers=1, device="cpu"))
+    loader = engine.loader(engine.plan(engine.pair()))
+    assert loader.num_workers == 1
+    assert loader.multiprocessing_context.get_start_method() == "fork"
+    rows0, _ = run(tmp_path / "ref", tmp_path / "out", metrics=("psnr",), workers=0)
+    rows1, _ = run(tmp_path / "ref", tmp_path / "out", metrics=("psnr",), workers=1)
+    assert rows1 == rows0 and len(rows1) == 3
+
+
+def test_forking_workers_from_a_threaded_process_raises_no_warning(tmp_path):
+    """Python 3.12+ warns when a multi-threaded process forks; the engine silences that one message
+    (the workers only decode). On older Pythons there is no such warning to see."""
+    make_pairs(tmp_path / "ref", tmp_path / "out", [f"t{i}" for i in range(3)])
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)  # a second thread, as torch's pool makes one
+    other.start()
+    try:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            rows, _ = run(tmp_path / "ref", tmp_path / "out", metrics=("psnr",), workers=1)
+    finally:
+        stop.set()
+        other.join()
+    assert len(rows) == 3 and all(r["status"] == "ok" for r in rows)
+    assert not [w for w in seen if "use of fork()" in str(w.message)]
 
 
 def test_row_order_is_deterministic_and_streams_per_batch(tmp_path):
