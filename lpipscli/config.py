@@ -133,6 +133,10 @@ class MetricSpec:
             at the end of the run.
         columns: the output columns of a metric that gives several (the key itself among them, holding
             the value that gates and summaries use); empty: one column named by the key.
+        samples_fn: optional ``samples_fn(ref, dist, ref_index, *, scale, **params) -> (N,)``, ``fn`` on the
+            decoded integer samples ``k`` standing for ``k / scale`` (CPU tensors; ``ref`` holds each distinct
+            reference once, ``ref_index`` picks one per distorted image): the engine calls it instead of
+            ``fn`` when a batch holds integer samples, so that the batch needs no float copy.
     """
 
     key: str
@@ -153,6 +157,7 @@ class MetricSpec:
     options: Mapping[str, str] = field(default_factory=dict)
     input: str = "pixels"
     columns: tuple[str, ...] = ()
+    samples_fn: Callable[..., Tensor] | None = None
 
     @property
     def output_columns(self) -> tuple[str, ...]:

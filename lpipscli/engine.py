@@ -296,7 +296,7 @@ class Engine:
             elif spec.input == "sequence":
                 runner = spec.fn(**params)
             else:
-                runner = _pure_runner(spec.fn, params, spec.map_fn, self._buffers)
+                runner = _pure_runner(spec.fn, params, spec.map_fn, self._buffers, spec.samples_fn)
             self.runners[key] = runner
 
     def settings(self):
@@ -449,7 +449,7 @@ class Engine:
                     call, samples = runner, None
                     if getattr(runner, "takes_samples", False) and batch.get("masks") is None:
                         samples = inputs.samples()
-                    if samples is not None:  # the runner reads the integer samples as they are (SSIM)
+                    if samples is not None:  # the runner reads the integer samples as they are (SSIM, PSNR)
                         ref, dist, scale = samples
                         call = functools.partial(runner, scale=scale)
                     else:
@@ -785,11 +785,19 @@ def _gather_refs(ref: torch.Tensor, ref_index: torch.Tensor, pool: _BufferPool |
     return torch.index_select(ref, 0, ref_index, out=out)
 
 
-def _pure_runner(fn, params, map_fn=None, pool: _BufferPool | None = None) -> Runner:
-    def run(ref: torch.Tensor, dist: torch.Tensor, ref_index: torch.Tensor | None, *, with_map: bool = False):
+def _pure_runner(fn, params, map_fn=None, pool: _BufferPool | None = None, samples_fn=None) -> Runner:
+    """A pure metric as a runner. With ``samples_fn`` it takes integer samples too (``scale=``): scores
+    from them as they are, maps from their float values."""
+    def run(ref: torch.Tensor, dist: torch.Tensor, ref_index: torch.Tensor | None, *, with_map: bool = False,
+            scale: float | None = None):
+        if scale is not None:
+            if not with_map and ref.device.type == "cpu":
+                return samples_fn(ref, dist, ref_index, scale=scale, **params)
+            ref, dist = (to_unit_float(t, torch.float64, scale) for t in (ref, dist))
         refs = ref if ref_index is None else _gather_refs(ref, ref_index, pool)
         return (map_fn if with_map else fn)(refs, dist, **params)
 
+    run.takes_samples = samples_fn is not None
     return run
 
 

@@ -339,6 +339,48 @@ def test_ssim_reads_the_decoded_integer_samples_and_equals_skimage(tmp_path, mon
     assert abs(row["psnr"] - skimage_psnr(ref, dist, data_range=full)) <= TOLERANCES["psnr_16bit"]
 
 
+@pytest.mark.parametrize("depth", [8, 16])
+def test_psnr_and_mse_read_the_decoded_samples_of_several_references(tmp_path, monkeypatch, depth):
+    """PSNR and MSE get the batch's integer pixels (no float64 copy of the batch, each reference once),
+    never the float path, and still equal scikit-image on the decoded arrays."""
+    from lpipscli.metrics import REGISTRY
+    from lpipscli.metrics import psnr as psnr_module
+
+    seen = []
+    for key in ("psnr", "mse"):
+        spec = REGISTRY[key]
+        samples_fn = getattr(psnr_module, f"{key}_samples")
+
+        def spying(ref, dist, ref_index, *, _fn=samples_fn, **kw):
+            seen.append((ref.dtype, ref.shape[0], dist.shape[0], kw["scale"]))
+            return _fn(ref, dist, ref_index, **kw)
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("the float path ran")
+
+        monkeypatch.setattr(spec.samples_fn, "_obj", spying)
+        monkeypatch.setattr(spec.fn, "_obj", refuse)
+    pairs = {}
+    for n, key in enumerate("abc"):
+        ref, dist = _pair16(10 + n, 900) if depth == 16 else (smooth_image(40, 48, seed=n), None)
+        if depth == 8:
+            dist = distort(ref, seed=20 + n, sigma=9.0)
+        save(tmp_path / "ref" / f"{key}.png", ref)
+        save(tmp_path / "out" / f"{key}.png", dist)
+        pairs[key] = (ref, dist)
+    rows, _ = run(tmp_path / "ref", tmp_path / "out", metrics=("psnr", "mse"), batch_size=3)
+    full = 65535 if depth == 16 else 255
+    expected = torch.int32 if depth == 16 else torch.uint8
+    assert seen and all(s[0] == expected and s[3] == float(full) for s in seen), seen
+    assert any(s[1] > 1 for s in seen), seen  # several references in one batch
+    assert len(rows) == 3
+    for row in rows:
+        ref, dist = pairs[key_of(row)]
+        assert abs(row["psnr"] - skimage_psnr(ref, dist, data_range=full)) <= TOLERANCES["psnr_16bit"]
+        want_mse = np.mean((ref / full - dist / full) ** 2)
+        assert row["mse"] == pytest.approx(want_mse, rel=1e-13, abs=0)
+
+
 def test_16bit_near_lossless_psnr_matches_skimage_to_1e6(tmp_path):
     ref, dist = _pair16(3, 1)
     save(tmp_path / "ref" / "s.png", ref)

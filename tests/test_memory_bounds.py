@@ -231,7 +231,7 @@ def test_a_run_converts_every_batch_into_the_same_few_arrays(tmp_path):
     from lpipscli.engine import _BufferPool
 
     listing = _pair_list(tmp_path, refs=24, dists_per_ref=2)  # 48 pairs: batches of 16 span 8 references
-    engine = Engine(RunConfig(ref=None, dists=(), metrics=("psnr", "ssim"), pairs=listing, device="cpu",
+    engine = Engine(RunConfig(ref=None, dists=(), metrics=("psnr_y", "ssim"), pairs=listing, device="cpu",
                               workers=0, batch_size=BATCH))
     allocations = []
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lpipscli.errors import MetricInputError
-from lpipscli.metrics.psnr import l1, luma601, mse, psnr, psnr_y
+from lpipscli.metrics.psnr import l1, luma601, mse, mse_samples, psnr, psnr_samples, psnr_y
 
 skimage_data = pytest.importorskip("skimage.data")
 skimage_metrics = pytest.importorskip("skimage.metrics")
@@ -23,6 +23,8 @@ TOLERANCES = {
     "psnr_y_vs_skimage": 1e-6,
     "mse_l1_vs_numpy": 1e-12,
     "property": 1e-12,
+    # MSE of integer samples (exact SSE, one rounding) against the float64 [0, 1] arrays, relative
+    "samples_mse_rel": 1e-13,
 }
 
 LUMA = (0.299, 0.587, 0.114)
@@ -188,3 +190,67 @@ def test_chunked_mse_equals_the_plain_float64_expression(monkeypatch, chunk, dty
     torch.testing.assert_close(mse(ref, dist), plain, rtol=1e-13, atol=0)
     torch.testing.assert_close(psnr(ref, dist), 10 * torch.log10(1.0 / plain), rtol=0, atol=1e-10)
     assert torch.equal(ref, ref_before) and torch.equal(dist, dist_before)  # inputs never written
+
+
+# --------------------------------------------------------------------------------------------------
+# integer samples (the engine's path for decoded pixels)
+
+
+def _samples(array: np.ndarray) -> torch.Tensor:
+    """``(H, W[, C])`` integer image -> ``(1, C, H, W)`` tensor of its samples as the engine holds them
+    (uint8 stays uint8, wider samples become int32)."""
+    tensor = torch.from_numpy(array.astype(np.uint8 if array.dtype == np.uint8 else np.int32))
+    return tensor[None, None] if tensor.ndim == 2 else tensor.permute(2, 0, 1)[None].contiguous()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_psnr_and_mse_of_samples_match_skimage(case):
+    ref, dist = CASES[case]
+    full = float(np.iinfo(ref.dtype).max)
+    got_psnr = float(psnr_samples(_samples(ref), _samples(dist), scale=full)[0])
+    want = skimage_metrics.peak_signal_noise_ratio(ref, dist, data_range=full)
+    assert abs(got_psnr - want) <= TOLERANCES["psnr_vs_skimage"]
+    got_mse = float(mse_samples(_samples(ref), _samples(dist), scale=full)[0])
+    want_mse = skimage_metrics.mean_squared_error(ref / full, dist / full)
+    assert got_mse == pytest.approx(want_mse, rel=TOLERANCES["samples_mse_rel"], abs=0)
+
+
+def test_samples_follow_ref_index_and_a_10bit_scale():
+    """Each distorted image is compared with the reference ``ref_index`` names; 10-bit video samples
+    (int32, full scale 1023) give the PSNR of ``k / 1023``."""
+    rng = np.random.default_rng(3)
+    refs = rng.integers(0, 1024, (2, 3, 17, 23)).astype(np.int32)
+    index = [1, 0, 1, 1]
+    dists = np.clip(refs[index] + rng.integers(-9, 10, refs[index].shape), 0, 1023).astype(np.int32)
+    got = psnr_samples(torch.from_numpy(refs), torch.from_numpy(dists), torch.tensor(index), scale=1023.0)
+    want = [skimage_metrics.peak_signal_noise_ratio(refs[r] / 1023, d / 1023, data_range=1.0)
+            for r, d in zip(index, dists, strict=True)]
+    np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=TOLERANCES["psnr_vs_skimage"])
+    floats = psnr(torch.from_numpy(refs[index] / 1023), torch.from_numpy(dists / 1023))
+    np.testing.assert_allclose(got.numpy(), floats.numpy(), rtol=0, atol=TOLERANCES["property"])
+
+
+def test_samples_of_identical_images_give_inf_and_data_range_applies():
+    image = _samples(CASES["rgb_jpeg"][0])
+    assert torch.isinf(psnr_samples(image, image.clone(), scale=255.0)).all()
+    ref, dist = (_samples(a) for a in CASES["rgb_jpeg"])
+    base = float(psnr_samples(ref, dist, scale=255.0)[0])
+    doubled = float(psnr_samples(ref, dist, scale=255.0, data_range=2.0)[0])
+    assert doubled - base == pytest.approx(20 * np.log10(2.0), abs=TOLERANCES["property"])
+    assert float(mse_samples(image, image.clone(), scale=255.0)[0]) == 0.0
+
+
+def test_samples_reject_floats_bad_scales_and_non_cpu_tensors():
+    ref, dist = (_samples(a) for a in CASES["rgb_jpeg"])
+    with pytest.raises(MetricInputError, match="integer sample"):
+        psnr_samples(ref.double(), dist.double(), scale=255.0)
+    with pytest.raises(MetricInputError, match="scale must be positive"):
+        mse_samples(ref, dist, scale=0.0)
+    with pytest.raises(MetricInputError, match="data_range"):
+        psnr_samples(ref, dist, scale=255.0, data_range=0.0)
+    with pytest.raises(MetricInputError, match="shapes differ"):
+        psnr_samples(ref, dist[..., 1:], scale=255.0)
+    meta = torch.empty(ref.shape, dtype=torch.uint8, device="meta")
+    with pytest.raises(MetricInputError, match="on the CPU"):
+        psnr_samples(meta, meta, scale=255.0)
+

@@ -61,7 +61,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lpipscli.errors import MetricInputError
-from lpipscli.metrics._checks import check_pair
+from lpipscli.metrics._checks import check_indexed, check_pair, check_samples
 from lpipscli.metrics.psnr import COMPUTE_DTYPE, luma601
 
 #: Smallest accepted image side for the SSIM keys with the default 11-tap window.
@@ -452,38 +452,6 @@ def _ssim(
     return value
 
 
-def _check_indexed(ref: Tensor, dist: Tensor, ref_index: Tensor | None, name: str, min_side: int) -> None:
-    """:func:`check_pair`, where with ``ref_index`` ``ref`` holds ``R`` references and ``dist`` ``P`` images."""
-    if ref_index is None:
-        check_pair(ref, dist, name=name, min_side=min_side)
-        return
-    if not isinstance(ref_index, Tensor) or ref_index.dim() != 1 or ref_index.dtype.is_floating_point:
-        raise MetricInputError(f"{name}: ref_index must be a 1-D integer tensor")
-    if not isinstance(dist, Tensor) or dist.dim() != 4 or ref_index.shape[0] != dist.shape[0]:
-        raise MetricInputError(f"{name}: ref_index needs one entry per distorted image")
-    if not isinstance(ref, Tensor) or ref.dim() != 4 or ref.shape[1:] != dist.shape[1:]:
-        shape = tuple(ref.shape) if isinstance(ref, Tensor) else type(ref).__name__
-        raise MetricInputError(f"{name}: ref and dist image shapes differ: {shape} vs {tuple(dist.shape)}")
-    if ref_index.numel() and (int(ref_index.min()) < 0 or int(ref_index.max()) >= ref.shape[0]):
-        raise MetricInputError(f"{name}: ref_index out of range for {ref.shape[0]} reference(s)")
-    if len(dist):
-        check_pair(ref[:1], dist[:1], name=name, min_side=min_side)
-
-
-def _check_samples(ref: Tensor, dist: Tensor, scale: float, ref_index: Tensor | None, name: str,
-                   min_side: int) -> None:
-    """:func:`_check_indexed` for integer samples standing for ``k / scale`` (shapes checked on meta tensors)."""
-    for t in (ref, dist):
-        if not isinstance(t, Tensor) or t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
-            got = t.dtype if isinstance(t, Tensor) else type(t).__name__
-            raise MetricInputError(f"{name}: with scale, expected integer sample tensors, got {got}")
-    if not scale > 0:
-        raise MetricInputError(f"{name}: scale must be positive, got {scale}")
-    ref = torch.empty(ref.shape, dtype=torch.float32, device="meta")
-    dist = torch.empty(dist.shape, dtype=torch.float32, device="meta")
-    _check_indexed(ref, dist, ref_index, name, min_side)
-
-
 def ssim_runner(device: torch.device, *, key: str = "ssim", allow_unverified: bool = False, **params):
     """Engine runner for ``ssim``/``ssim_y``/``ssim_matlab``: ``(runner, [])`` (no weights).
 
@@ -505,7 +473,7 @@ def ssim_runner(device: torch.device, *, key: str = "ssim", allow_unverified: bo
         if scale is None:
             return fn(ref, dist, return_map=with_map, ref_index=ref_index, **params)
         settings = {**{k: SSIM_DEFAULTS[k] for k in ("data_range", "kernel_size", "sigma", "k1", "k2")}, **params}
-        _check_samples(ref, dist, scale, ref_index, key, settings["kernel_size"])
+        check_samples(ref, dist, scale, ref_index, key, settings["kernel_size"])
         if key != "ssim":
             return fn(_unit(ref, scale), _unit(dist, scale), return_map=with_map, ref_index=ref_index, **params)
         _check_settings(key, settings["data_range"], settings["kernel_size"], settings["sigma"])
@@ -565,7 +533,7 @@ def ssim(
         visibility to structural similarity", IEEE TIP 13(4), 2004, doi:10.1109/TIP.2003.819861.
     """
     _check_settings("ssim", data_range, kernel_size, sigma)
-    _check_indexed(ref, dist, ref_index, "ssim", kernel_size)
+    check_indexed(ref, dist, ref_index, "ssim", kernel_size)
     return _ssim(ref, dist, data_range, kernel_size, sigma, k1, k2, return_map, ref_index)
 
 
@@ -609,7 +577,7 @@ def ssim_y(
         Wang et al. 2004, doi:10.1109/TIP.2003.819861; METRICS.md section 2 (``luma601``).
     """
     _check_settings("ssim_y", data_range, kernel_size, sigma)
-    _check_indexed(ref, dist, ref_index, "ssim_y", kernel_size)
+    check_indexed(ref, dist, ref_index, "ssim_y", kernel_size)
     x, y = luma601(ref.to(COMPUTE_DTYPE)), luma601(dist.to(COMPUTE_DTYPE))
     return _ssim(x, y, data_range, kernel_size, sigma, k1, k2, return_map, ref_index)
 
@@ -687,7 +655,7 @@ def ssim_matlab(
         Wang et al. 2004, doi:10.1109/TIP.2003.819861; https://ece.uwaterloo.ca/~z70wang/research/ssim/ssim.m.
     """
     _check_settings("ssim_matlab", data_range, kernel_size, sigma)
-    _check_indexed(ref, dist, ref_index, "ssim_matlab", kernel_size)
+    check_indexed(ref, dist, ref_index, "ssim_matlab", kernel_size)
     factor = matlab_downsample_factor(ref.shape[-2], ref.shape[-1])
     x = _matlab_downsample(luma601(ref.to(COMPUTE_DTYPE)), factor)
     y = _matlab_downsample(luma601(dist.to(COMPUTE_DTYPE)), factor)

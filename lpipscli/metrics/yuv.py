@@ -20,7 +20,7 @@ integers). Both functions replicate FFmpeg's ``libavfilter/vf_psnr.c`` and ``vf_
 
 Inputs are NumPy arrays (or anything ``np.asarray`` takes, e.g. CPU tensors) ``(N, h, w)`` per plane
 (or ``(h, w)`` for one frame); results are float64 arrays ``(N,)``. Integer arithmetic is exact (in the
-narrowest of int16, int32 and int64 that holds every value for the bit depth, see :func:`_sse`);
+narrowest of int16, int32 and int64 that holds every value for the bit depth, see :func:`integer_sse`);
 the only differences from FFmpeg are in the order of float64 summations (below 1e-12).
 """
 
@@ -114,7 +114,7 @@ def psnr_yuv(ref_planes: Sequence, dist_planes: Sequence, bit_depth: int) -> dic
     """
     ref, dist = _pair(ref_planes, dist_planes, "psnr_yuv")
     bits = _check_bits(bit_depth, "psnr_yuv")
-    sse = np.stack([_sse(a, b, bits) for a, b in zip(ref, dist, strict=True)])
+    sse = np.stack([integer_sse(a, b, bits) for a, b in zip(ref, dist, strict=True)])
     return _psnr_from_sse(sse, [a.shape[1:] for a in ref], bits)
 
 
@@ -137,7 +137,7 @@ def _psnr_from_sse(sse: np.ndarray, shapes: Sequence[tuple[int, int]], bits: int
     return out
 
 
-def _sse(a: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:
+def integer_sse(a: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:
     """Exact sum of squared differences per frame, ``(N,)`` int64, of integer planes ``(N, h, w)``.
 
     Every step is exact in the narrowest type that holds it. 8-bit samples: ``|a - b|`` as
@@ -361,7 +361,7 @@ def psnr_yuv_columns(ref_frames: Sequence, dist_frames: Sequence, bit_depth: int
     sse = np.empty((n_planes, len(ref)), dtype=np.int64)
     for p, (a, b) in enumerate(zip(ref, dist, strict=True)):
         for k in range(n_planes):
-            sse[k, p] = _sse(a[k][None], b[k][None], bits)[0]
+            sse[k, p] = integer_sse(a[k][None], b[k][None], bits)[0]
     out = _psnr_from_sse(sse, [a.shape for a in ref[0]], bits)
     return {**{f"psnr_yuv_{name}": out[name] for name in PLANE_NAMES[:n_planes]}, "psnr_yuv": out["avg"]}
 
