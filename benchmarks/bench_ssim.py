@@ -6,6 +6,8 @@ nine distorted folders: JPEG q10/q30/q70, WebP q20/q50, blur 1/2, noise 4/8), ``
 Pillow and calls scikit-image's ``structural_similarity`` (same settings), in one thread. Runs alternate;
 the table gives median wall seconds and CPU seconds (user + system of the process tree) and both ratios,
 and the largest |lpipscli - scikit-image| over the 540 rows. ``--sweep-rounds 0`` skips it.
+``--sweep-metric psnr`` runs the same comparison for ``-m psnr`` against scikit-image's
+``peak_signal_noise_ratio`` (data_range 1.0 on the same float64 arrays).
 
 In-process images: N pairs of 256x256 RGB crops of ../shared/data/ref and their JPEG-q30 copies (made in memory with
 Pillow), or seeded synthetic photos when the folder is missing. Every contender gets the decoded 8-bit
@@ -30,6 +32,7 @@ an ``ffmpeg`` command is on PATH, frames/s of FFmpeg's ``ssim`` filter on a synt
     python benchmarks/bench_ssim.py --sweep-rounds 0 --pairs 0 --video-sizes --breakdown   # CPU per stage
     python benchmarks/bench_ssim.py --pairs 8 --rounds 1 --frames 2 --video-sizes 64x48   # smoke run
     python benchmarks/bench_ssim.py --threads 1          # single-threaded comparison
+    python benchmarks/bench_ssim.py --sweep-metric psnr --pairs 0 --video-sizes   # PSNR, whole processes
 """
 
 from __future__ import annotations
@@ -56,16 +59,20 @@ import json, sys
 from pathlib import Path
 import numpy as np
 from PIL import Image
-from skimage.metrics import structural_similarity
-out, ref_dir, dist_dirs = Path(sys.argv[1]), Path(sys.argv[2]), [Path(p) for p in sys.argv[3:]]
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+metric, out, ref_dir = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+dist_dirs = [Path(p) for p in sys.argv[4:]]
 refs = {p.stem: p for p in sorted(ref_dir.iterdir())}
 scores = {}
 for dist_dir in dist_dirs:
     for dist in sorted(dist_dir.iterdir()):
         a = np.asarray(Image.open(refs[dist.stem]).convert("RGB"), dtype=np.float64) / 255.0
         b = np.asarray(Image.open(dist).convert("RGB"), dtype=np.float64) / 255.0
-        scores[str(dist)] = structural_similarity(a, b, gaussian_weights=True, sigma=1.5,
-                                                  use_sample_covariance=False, data_range=1.0, channel_axis=-1)
+        if metric == "psnr":
+            scores[str(dist)] = peak_signal_noise_ratio(a, b, data_range=1.0)
+        else:
+            scores[str(dist)] = structural_similarity(a, b, gaussian_weights=True, sigma=1.5,
+                                                      use_sample_covariance=False, data_range=1.0, channel_axis=-1)
 out.write_text(json.dumps(scores))
 """
 
@@ -282,7 +289,8 @@ def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def bench_sweep(args) -> None:
-    """Whole processes on the 540 pairs: `lpips compare -m ssim` against the Pillow + scikit-image loop."""
+    """Whole processes on the 540 pairs: `lpips compare -m ssim` (or ``--sweep-metric``) against the Pillow +
+    scikit-image loop."""
     import sys
 
     from bench_sweep import make_sweep
@@ -290,20 +298,22 @@ def bench_sweep(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ref, dists = make_sweep(args.data, Path(tmp) / "sweep")
         ours_csv, theirs_json = Path(tmp) / "ours.csv", Path(tmp) / "skimage.json"
+        metric = args.sweep_metric
+        ours_name = f"lpips compare -m {metric}"
         commands = {
-            "lpips compare -m ssim": [sys.executable, "-m", "lpipscli", "compare", "-m", "ssim", "-o", str(ours_csv),
-                                      "-q", str(ref), *map(str, dists)],
-            "scikit-image loop (Pillow, 1 thread)": [sys.executable, "-c", SKIMAGE_LOOP, str(theirs_json), str(ref),
-                                                     *map(str, dists)],
+            ours_name: [sys.executable, "-m", "lpipscli", "compare", "-m", metric, "-o", str(ours_csv),
+                        "-q", str(ref), *map(str, dists)],
+            "scikit-image loop (Pillow, 1 thread)": [sys.executable, "-c", SKIMAGE_LOOP, metric, str(theirs_json),
+                                                     str(ref), *map(str, dists)],
         }
         # --threads sets lpipscli's compute threads (the engine honours OMP_NUM_THREADS); the loop has one
-        envs = {"lpips compare -m ssim": {"OMP_NUM_THREADS": str(args.threads)} if args.threads else {}}
+        envs = {ours_name: {"OMP_NUM_THREADS": str(args.threads)} if args.threads else {}}
         runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
         for _ in range(args.sweep_rounds):
             for name, cmd in commands.items():
                 runs[name].append(_run(cmd, envs.get(name, {})))
         with ours_csv.open(newline="") as handle:
-            ours = {row["dist"]: float(row["ssim"]) for row in csv.DictReader(handle)}
+            ours = {row["dist"]: float(row[metric]) for row in csv.DictReader(handle)}
         theirs = json.loads(theirs_json.read_text())
     diff = max(abs(ours[k] - theirs[k]) for k in theirs)
     cores = len(os.sched_getaffinity(0))
@@ -355,6 +365,8 @@ def main() -> None:
     parser.add_argument("--video-sizes", nargs="*", default=["640x360", "1920x1080"])
     parser.add_argument("--sweep-rounds", type=int, default=3,
                         help="alternating whole-process rounds on the 540 pairs (0: skip)")
+    parser.add_argument("--sweep-metric", choices=("ssim", "psnr"), default="ssim",
+                        help="the metric of the whole-process runs")
     parser.add_argument("--breakdown", action="store_true",
                         help="also print where one whole run's CPU time goes (engine stages, one thread)")
     args = parser.parse_args()
