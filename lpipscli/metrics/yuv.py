@@ -32,7 +32,8 @@ import numpy as np
 
 from lpipscli.errors import MetricInputError
 
-__all__ = ["PLANE_NAMES", "TOLERANCES", "plane_weights", "psnr_yuv", "ssim_db", "ssim_ffmpeg", "ssim_ffmpeg_plane"]
+__all__ = ["PLANE_NAMES", "TOLERANCES", "integer_sse", "plane_weights", "psnr_yuv", "ssim_db", "ssim_ffmpeg",
+           "ssim_ffmpeg_plane"]
 
 PLANE_NAMES = ("y", "u", "v")
 
