@@ -360,11 +360,16 @@ def yuv_to_rgb(planes: Sequence[np.ndarray], *, bit_depth: int, colorspace: str,
             cv2.subtract(g, tgv, dst=green, dtype=out_depth)
             cv2.add(base, tbu, dst=blue, dtype=out_depth)
         if top < 0xFFFF and bit_depth > 8:  # the float -> uint16 conversion saturates at 65535, not at top
-            np.minimum(rgb[:, r0:r1], top, out=rgb[:, r0:r1])  # NumPy: cv2.min takes a 1x1 plane for a scalar
+            for c in range(3):
+                plane = rgb[c, r0:r1]
+                if plane.size > 1:
+                    cv2.min(plane, top, dst=plane)
+                else:  # cv2.min would take a 1x1 plane for the scalar
+                    np.minimum(plane, top, out=plane)
     return rgb.transpose(1, 2, 0)
 
 
-_STRIP_ROWS = 32
+_STRIP_ROWS = 64
 
 
 def _conversion_constants(bit_depth: int, colorspace: str, color_range: str):
