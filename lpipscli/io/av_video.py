@@ -15,14 +15,15 @@ truncated) and, on demand, ``rgb``.
 
 Decisions (documented here because they change results):
 
-- **RGB conversion is done here in NumPy, not by FFmpeg's swscale.** Reasons: swscale's YUV->RGB paths
-  use fixed-point approximations whose rounding depends on the CPU path and on flags PyAV does not expose
-  (``accurate_rnd``, ``full_chroma_int``), and its 10-bit output cannot be asked to keep the stream's
-  scale. The conversion (:func:`yuv_to_rgb`) follows ITU-R BT.601 / BT.709 / BT.2020 (non-constant
-  luminance) from their ``Kr``/``Kb`` constants, in float32, with limited range
-  (``16..235`` luma, ``16..240`` chroma, scaled by ``2^(bits-8)``) or full range (``0..2^bits-1``,
-  chroma centred on ``2^(bits-1)``), chroma upsampled by sample replication (nearest neighbour, the
-  same as OpenCV's ``COLOR_YUV2RGB_I420``), rounded to nearest and clipped. The RGB result has the
+- **RGB conversion is done here (float32, NumPy and OpenCV), not by FFmpeg's swscale.** Reasons:
+  swscale's YUV->RGB paths use fixed-point approximations whose rounding depends on the CPU path and on
+  flags PyAV does not expose (``accurate_rnd``, ``full_chroma_int``), and its 10-bit output cannot be
+  asked to keep the stream's scale. The conversion (:func:`yuv_to_rgb`) follows ITU-R BT.601 /
+  BT.709 / BT.2020 (non-constant luminance) from their ``Kr``/``Kb`` constants, in float32, with
+  limited range (``16..235`` luma, ``16..240`` chroma, scaled by ``2^(bits-8)``) or full range
+  (``0..2^bits-1``, chroma centred on ``2^(bits-1)``), chroma upsampled by sample replication (nearest
+  neighbour, the same as OpenCV's ``COLOR_YUV2RGB_I420``), rounded to nearest (half to even) and
+  clipped. The RGB result has the
   stream's bit depth: uint8 for 8-bit sources, uint16 in ``0..2^bits-1`` above (so the data range of
   a 10-bit stream is 1023). ``rgb`` is computed only when asked for (metrics on planes never pay).
 - **Colour metadata** (matrix, range, primaries, transfer) is read from the first decoded frame.
@@ -294,6 +295,22 @@ def yuv_to_rgb(planes: Sequence[np.ndarray], *, bit_depth: int, colorspace: str,
         ``(H, W, 3)`` RGB, uint8 when ``bit_depth == 8`` else uint16 in ``0..2^bit_depth - 1`` (a view of
         channel-planar ``(3, H, W)`` memory: ``.transpose(2, 0, 1)`` is contiguous).
 
+    The arithmetic is defined in float32, in this order: ``E'Y = (Y - y_off) * f32(top / y_span)`` and
+    ``Pb``, ``Pr`` likewise at the chroma planes' size; ``R = E'Y + kv_r * Pr``,
+    ``G = (E'Y - ku_g * Pb) - kv_g * Pr``, ``B = E'Y + ku_b * Pb`` with the chroma terms replicated
+    (nearest neighbour); then rounded half to even, clipped to ``0..top`` and cast. It runs in strips of
+    :data:`_STRIP_ROWS` luma rows that stay in cache, and every step gives the very float32 value of that
+    definition, so the result is bit-identical to it (tests/test_yuv_to_rgb.py checks every 8-bit triple):
+
+    - uint8 planes: ``E'Y`` and the four chroma terms are read from 256-entry tables computed by the same
+      NumPy float32 operations (``cv2.LUT`` copies them; for 2x horizontal subsampling each entry holds
+      its value twice, so the look-up also replicates). Other planes: the same NumPy operations, and
+      ``cv2.merge`` of copies to replicate along the row.
+    - The sums are single correctly rounded float32 ``cv2.add``/``cv2.subtract`` operations (IEEE, like
+      NumPy's), on row-strided views for vertical subsampling (no vertical copy). Their ``dtype`` output
+      converts with ``saturate_cast``: ``cvRound`` (round half to even, as ``np.rint``) then saturation
+      to ``0..255`` / ``0..65535``, i.e. the clip for 8 and 16 bits; 9 to 15 bits add ``cv2.min``.
+
     Raises:
         UsageError: unknown ``colorspace`` or ``color_range``.
         ValueError: a bit depth outside 8..16 or planes whose sizes do not fit a chroma subsampling.
@@ -316,7 +333,8 @@ def yuv_to_rgb(planes: Sequence[np.ndarray], *, bit_depth: int, colorspace: str,
 
     out_depth = cv2.CV_8U if bit_depth == 8 else cv2.CV_16U
     rgb = np.empty((3, height, width), dtype=np.uint8 if bit_depth == 8 else np.uint16)
-    y, u, v = (p if p.strides[1] == p.itemsize else np.ascontiguousarray(p) for p in (y, u, v))
+    # cv2 reads planes whose samples are adjacent within a row, rows at any positive step (decoder padding)
+    y, u, v = (p if p.strides[1] == p.itemsize and p.strides[0] > 0 else np.ascontiguousarray(p) for p in (y, u, v))
     tables = None
     if y.dtype == u.dtype == v.dtype == np.uint8 and fx <= 2:
         tables = _lookup_tables(bit_depth, colorspace, color_range, fx == 2)
@@ -369,6 +387,7 @@ def yuv_to_rgb(planes: Sequence[np.ndarray], *, bit_depth: int, colorspace: str,
     return rgb.transpose(1, 2, 0)
 
 
+#: Luma rows per strip of :func:`yuv_to_rgb` (its float32 buffers, a few MB at 4K, stay in cache).
 _STRIP_ROWS = 64
 
 
