@@ -344,6 +344,7 @@ def yuv_to_rgb(planes: Sequence[np.ndarray], *, bit_depth: int, colorspace: str,
     yy_buf, g_buf = np.empty((2, step, width), f32)
     chroma_buf = np.empty((2, rows, cw), f32)
     term_buf = np.empty((4, rows, cw * fx), f32)
+    wide_buf = np.empty((2, rows, cw * fx), f32) if tables is None and fx > 1 else None
     for r0 in range(0, height, step):
         r1 = min(r0 + step, height)
         c0, c1 = r0 // fy, -(-r1 // fy)
@@ -362,11 +363,11 @@ def yuv_to_rgb(planes: Sequence[np.ndarray], *, bit_depth: int, colorspace: str,
             for chroma, plane in ((pb, u), (pr, v)):
                 np.subtract(plane[c0:c1], c_off, dtype=f32, out=chroma)
                 np.multiply(chroma, c_mul, out=chroma)
+            if fx > 1:  # cv2.merge interleaves fx copies: sample replication along the row
+                pb, pr = (cv2.merge([c] * fx, dst=wide.reshape(m, cw, fx)).reshape(m, cw * fx)
+                          for c, wide in ((pb, wide_buf[0, :m]), (pr, wide_buf[1, :m])))
             for term, weight, chroma in zip(terms, weights, (pr, pb, pr, pb), strict=True):
-                if fx == 1:
-                    np.multiply(weight, chroma, out=term)
-                else:  # cv2.merge interleaves fx copies: sample replication along the row
-                    cv2.merge([np.multiply(weight, chroma)] * fx, dst=term.reshape(m, cw, fx))
+                np.multiply(weight, chroma, out=term)
         terms = [term[:, :width] for term in terms]
         for phase in range(min(fy, r1 - r0)):  # luma rows r0 + phase, r0 + phase + fy... read chroma rows c0...
             n = -(-(r1 - r0 - phase) // fy)
