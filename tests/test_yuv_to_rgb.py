@@ -151,7 +151,8 @@ def test_every_subsampling_and_odd_size(bits, sy, sx):
 
 
 def test_strided_and_odd_typed_planes():
-    """Planes that are views (row padding, every other column) and 8-bit values held in uint16."""
+    """Planes that are views (row padding, every other column), 8-bit values held in uint16, extreme
+    subsampling."""
     rng = np.random.default_rng(3)
     big = [samples(rng, 8, (80, 200)), samples(rng, 8, (40, 100)), samples(rng, 8, (40, 100))]
     views = [big[0][:75, :150], big[1][:38, :75], big[2][:38, :75]]  # padded rows, like decoder line sizes
@@ -159,5 +160,10 @@ def test_strided_and_odd_typed_planes():
     every_other = [big[0][:, ::2], big[1][:, ::2], big[2][:, ::2]]  # 4:2:0 of a 100-wide frame
     check(every_other, 8, "bt601", "full")
     check([p.astype(np.uint16) for p in big], 8, "bt2020", "limited")
+    for bits in (8, 10):  # one chroma sample for a whole row (fx = 600) or column (fy = 70)
+        check([samples(rng, bits, (3, 600)), samples(rng, bits, (3, 1)), samples(rng, bits, (3, 1))], bits,
+              "bt709", "limited")
+        check([samples(rng, bits, (70, 5)), samples(rng, bits, (1, 5)), samples(rng, bits, (1, 5))], bits,
+              "bt601", "full")
     ten = [samples(rng, 10, (70, 90)), samples(rng, 10, (35, 45)), samples(rng, 10, (35, 45))]
     check([p[:, :89] for p in ten[:1]] + [p[:, :45] for p in ten[1:]], 10, "bt709", "full")

@@ -363,9 +363,14 @@ def yuv_to_rgb(planes: Sequence[np.ndarray], *, bit_depth: int, colorspace: str,
             for chroma, plane in ((pb, u), (pr, v)):
                 np.subtract(plane[c0:c1], c_off, dtype=f32, out=chroma)
                 np.multiply(chroma, c_mul, out=chroma)
-            if fx > 1:  # cv2.merge interleaves fx copies: sample replication along the row
-                pb, pr = (cv2.merge([c] * fx, dst=wide.reshape(m, cw, fx)).reshape(m, cw * fx)
-                          for c, wide in ((pb, wide_buf[0, :m]), (pr, wide_buf[1, :m])))
+            if fx > 1:  # sample replication along the row: fx interleaved copies (cv2.merge up to 4 channels)
+                for i, c in enumerate((pb, pr)):
+                    wide = wide_buf[i, :m].reshape(m, cw, fx)
+                    if fx <= 4:
+                        cv2.merge([c] * fx, dst=wide)
+                    else:
+                        wide[...] = c[:, :, None]
+                pb, pr = wide_buf[0, :m], wide_buf[1, :m]
             for term, weight, chroma in zip(terms, weights, (pr, pb, pr, pb), strict=True):
                 np.multiply(weight, chroma, out=term)
         terms = [term[:, :width] for term in terms]
@@ -422,7 +427,10 @@ def _lookup_tables(bit_depth: int, colorspace: str, color_range: str, doubled: b
     terms = [weight * chroma for weight in weights]
     if doubled:
         terms = [np.repeat(term, 2).view(np.float64) for term in terms]
-    return tuple(np.ascontiguousarray(t) for t in (yy, *terms))
+    tables = tuple(np.ascontiguousarray(t) for t in (yy, *terms))
+    for table in tables:
+        table.flags.writeable = False  # shared by every call
+    return tables
 
 
 class ColourNote(str):
