@@ -304,8 +304,9 @@ def yuv_to_rgb(planes: Sequence[np.ndarray], *, bit_depth: int, colorspace: str,
 
     - uint8 planes: ``E'Y`` and the four chroma terms are read from 256-entry tables computed by the same
       NumPy float32 operations (``cv2.LUT`` copies them; for 2x horizontal subsampling each entry holds
-      its value twice, so the look-up also replicates). Other planes: the same NumPy operations, and
-      ``cv2.merge`` of copies to replicate along the row.
+      its value twice, so the look-up also replicates). Other planes (and uint8 with more than 2x
+      horizontal subsampling): the same NumPy operations, replicated along the row by copies
+      (``cv2.merge``).
     - The sums are single correctly rounded float32 ``cv2.add``/``cv2.subtract`` operations (IEEE, like
       NumPy's), on row-strided views for vertical subsampling (no vertical copy). Their ``dtype`` output
       converts with ``saturate_cast``: ``cvRound`` (round half to even, as ``np.rint``) then saturation
