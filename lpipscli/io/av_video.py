@@ -15,14 +15,15 @@ truncated) and, on demand, ``rgb``.
 
 Decisions (documented here because they change results):
 
-- **RGB conversion is done here in NumPy, not by FFmpeg's swscale.** Reasons: swscale's YUV->RGB paths
-  use fixed-point approximations whose rounding depends on the CPU path and on flags PyAV does not expose
-  (``accurate_rnd``, ``full_chroma_int``), and its 10-bit output cannot be asked to keep the stream's
-  scale. The conversion (:func:`yuv_to_rgb`) follows ITU-R BT.601 / BT.709 / BT.2020 (non-constant
-  luminance) from their ``Kr``/``Kb`` constants, in float32, with limited range
-  (``16..235`` luma, ``16..240`` chroma, scaled by ``2^(bits-8)``) or full range (``0..2^bits-1``,
-  chroma centred on ``2^(bits-1)``), chroma upsampled by sample replication (nearest neighbour, the
-  same as OpenCV's ``COLOR_YUV2RGB_I420``), rounded to nearest and clipped. The RGB result has the
+- **RGB conversion is done here (float32, NumPy and OpenCV), not by FFmpeg's swscale.** Reasons:
+  swscale's YUV->RGB paths use fixed-point approximations whose rounding depends on the CPU path and on
+  flags PyAV does not expose (``accurate_rnd``, ``full_chroma_int``), and its 10-bit output cannot be
+  asked to keep the stream's scale. The conversion (:func:`yuv_to_rgb`) follows ITU-R BT.601 /
+  BT.709 / BT.2020 (non-constant luminance) from their ``Kr``/``Kb`` constants, in float32, with
+  limited range (``16..235`` luma, ``16..240`` chroma, scaled by ``2^(bits-8)``) or full range
+  (``0..2^bits-1``, chroma centred on ``2^(bits-1)``), chroma upsampled by sample replication (nearest
+  neighbour, the same as OpenCV's ``COLOR_YUV2RGB_I420``), rounded to nearest (half to even) and
+  clipped. The RGB result has the
   stream's bit depth: uint8 for 8-bit sources, uint16 in ``0..2^bits-1`` above (so the data range of
   a 10-bit stream is 1023). ``rgb`` is computed only when asked for (metrics on planes never pay).
 - **Colour metadata** (matrix, range, primaries, transfer) is read from the first decoded frame.
@@ -42,6 +43,7 @@ Decisions (documented here because they change results):
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -293,6 +295,23 @@ def yuv_to_rgb(planes: Sequence[np.ndarray], *, bit_depth: int, colorspace: str,
         ``(H, W, 3)`` RGB, uint8 when ``bit_depth == 8`` else uint16 in ``0..2^bit_depth - 1`` (a view of
         channel-planar ``(3, H, W)`` memory: ``.transpose(2, 0, 1)`` is contiguous).
 
+    The arithmetic is defined in float32, in this order: ``E'Y = (Y - y_off) * f32(top / y_span)`` and
+    ``Pb``, ``Pr`` likewise at the chroma planes' size; ``R = E'Y + kv_r * Pr``,
+    ``G = (E'Y - ku_g * Pb) - kv_g * Pr``, ``B = E'Y + ku_b * Pb`` with the chroma terms replicated
+    (nearest neighbour); then rounded half to even, clipped to ``0..top`` and cast. It runs in strips of
+    :data:`_STRIP_ROWS` luma rows that stay in cache, and every step gives the very float32 value of that
+    definition, so the result is bit-identical to it (tests/test_yuv_to_rgb.py checks every 8-bit triple):
+
+    - uint8 planes: ``E'Y`` and the four chroma terms are read from 256-entry tables computed by the same
+      NumPy float32 operations (``cv2.LUT`` copies them; for 2x horizontal subsampling each entry holds
+      its value twice, so the look-up also replicates). Other planes (and uint8 with more than 2x
+      horizontal subsampling): the same NumPy operations, replicated along the row by copies
+      (``cv2.merge``).
+    - The sums are single correctly rounded float32 ``cv2.add``/``cv2.subtract`` operations (IEEE, like
+      NumPy's), on row-strided views for vertical subsampling (no vertical copy). Their ``dtype`` output
+      converts with ``saturate_cast``: ``cvRound`` (round half to even, as ``np.rint``) then saturation
+      to ``0..255`` / ``0..65535``, i.e. the clip for 8 and 16 bits; 9 to 15 bits add ``cv2.min``.
+
     Raises:
         UsageError: unknown ``colorspace`` or ``color_range``.
         ValueError: a bit depth outside 8..16 or planes whose sizes do not fit a chroma subsampling.
@@ -309,6 +328,78 @@ def yuv_to_rgb(planes: Sequence[np.ndarray], *, bit_depth: int, colorspace: str,
     fy, fx = -(-height // ch), -(-width // cw)
     if -(-height // fy) != ch or -(-width // fx) != cw or v.shape != u.shape:
         raise ValueError(f"a {cw}x{ch} chroma plane does not fit a {width}x{height} luma plane")
+    y_off, y_mul, c_off, c_mul, weights = _conversion_constants(bit_depth, colorspace, color_range)
+    top = (1 << bit_depth) - 1
+    import cv2
+
+    out_depth = cv2.CV_8U if bit_depth == 8 else cv2.CV_16U
+    rgb = np.empty((3, height, width), dtype=np.uint8 if bit_depth == 8 else np.uint16)
+    # cv2 reads planes whose samples are adjacent within a row, rows at any positive step (decoder padding)
+    y, u, v = (p if p.strides[1] == p.itemsize and p.strides[0] > 0 else np.ascontiguousarray(p) for p in (y, u, v))
+    tables = None
+    if y.dtype == u.dtype == v.dtype == np.uint8 and fx <= 2:
+        tables = _lookup_tables(bit_depth, colorspace, color_range, fx == 2)
+    f32 = np.float32
+    step = max(fy, _STRIP_ROWS // fy * fy)  # luma rows per strip: a whole number of chroma rows
+    rows = step // fy
+    yy_buf, g_buf = np.empty((2, step, width), f32)
+    chroma_buf = np.empty((2, rows, cw), f32)
+    term_buf = np.empty((4, rows, cw * fx), f32)
+    wide_buf = np.empty((2, rows, cw * fx), f32) if tables is None and fx > 1 else None
+    for r0 in range(0, height, step):
+        r1 = min(r0 + step, height)
+        c0, c1 = r0 // fy, -(-r1 // fy)
+        m = c1 - c0
+        yy = yy_buf[:r1 - r0]
+        terms = [term_buf[i, :m] for i in range(4)]  # R: +kv*Pr, G: -ku*Pb - kv*Pr, B: +ku*Pb
+        if tables is not None:  # every step below is a table of the same float32 operations on 0..255
+            cv2.LUT(y[r0:r1], tables[0], dst=yy)
+            for term, table, plane in zip(terms, tables[1:], (v, u, v, u), strict=True):
+                # fx == 2: 8-byte entries holding the float32 value twice, so the look-up also replicates
+                cv2.LUT(plane[c0:c1], table, dst=term.view(np.float64) if fx == 2 else term)
+        else:
+            np.subtract(y[r0:r1], y_off, dtype=f32, out=yy)
+            np.multiply(yy, y_mul, out=yy)
+            pb, pr = chroma_buf[0, :m], chroma_buf[1, :m]
+            for chroma, plane in ((pb, u), (pr, v)):
+                np.subtract(plane[c0:c1], c_off, dtype=f32, out=chroma)
+                np.multiply(chroma, c_mul, out=chroma)
+            if fx > 1:  # sample replication along the row: fx interleaved copies (cv2.merge up to 4 channels)
+                for i, c in enumerate((pb, pr)):
+                    wide = wide_buf[i, :m].reshape(m, cw, fx)
+                    if fx <= 4:
+                        cv2.merge([c] * fx, dst=wide)
+                    else:
+                        wide[...] = c[:, :, None]
+                pb, pr = wide_buf[0, :m], wide_buf[1, :m]
+            for term, weight, chroma in zip(terms, weights, (pr, pb, pr, pb), strict=True):
+                np.multiply(weight, chroma, out=term)
+        terms = [term[:, :width] for term in terms]
+        for phase in range(min(fy, r1 - r0)):  # luma rows r0 + phase, r0 + phase + fy... read chroma rows c0...
+            n = -(-(r1 - r0 - phase) // fy)
+            base = yy[phase::fy]
+            tr, tgu, tgv, tbu = (term[:n] for term in terms)
+            red, green, blue = (rgb[c, r0 + phase:r1:fy] for c in range(3))
+            cv2.add(base, tr, dst=red, dtype=out_depth)
+            g = cv2.subtract(base, tgu, dst=g_buf[phase:r1 - r0:fy])
+            cv2.subtract(g, tgv, dst=green, dtype=out_depth)
+            cv2.add(base, tbu, dst=blue, dtype=out_depth)
+        if top < 0xFFFF and bit_depth > 8:  # the float -> uint16 conversion saturates at 65535, not at top
+            for c in range(3):
+                plane = rgb[c, r0:r1]
+                if plane.size > 1:
+                    cv2.min(plane, top, dst=plane)
+                else:  # cv2.min would take a 1x1 plane for the scalar
+                    np.minimum(plane, top, out=plane)
+    return rgb.transpose(1, 2, 0)
+
+
+#: Luma rows per strip of :func:`yuv_to_rgb` (its float32 buffers, a few MB at 4K, stay in cache).
+_STRIP_ROWS = 64
+
+
+def _conversion_constants(bit_depth: int, colorspace: str, color_range: str):
+    """``(y_off, y_mul, c_off, c_mul, (kv_r, ku_g, kv_g, ku_b))``, float32, of :func:`yuv_to_rgb`."""
     kr, kb = COLORSPACES[colorspace]
     kg = 1.0 - kr - kb
     top = (1 << bit_depth) - 1
@@ -317,36 +408,30 @@ def yuv_to_rgb(planes: Sequence[np.ndarray], *, bit_depth: int, colorspace: str,
         y_off, y_span, c_off, c_span = 16 * scale, 219 * scale, 128 * scale, 224 * scale
     else:
         y_off, y_span, c_off, c_span = 0, top, 1 << (bit_depth - 1), top
-    # E'Y, E'Pb, E'Pr already multiplied by the output full scale `top`. The chroma terms are computed at the
-    # chroma planes' own size and replicated only when added to luma (the same float32 operations on the same
-    # values as replicating the planes first: identical results, 2.4x faster at 1080p 4:2:0); the result is
-    # written channel-planar, the layout the metrics read.
     f32 = np.float32
-    yy = y.astype(f32)
-    yy -= f32(y_off)
-    yy *= f32(top / y_span)
-    pb = (u.astype(f32) - f32(c_off)) * f32(top / c_span)
-    pr = (v.astype(f32) - f32(c_off)) * f32(top / c_span)
-    rgb = np.empty((3, height, width), dtype=f32)
+    weights = (f32(2 * (1 - kr)), f32(2 * kb * (1 - kb) / kg), f32(2 * kr * (1 - kr) / kg), f32(2 * (1 - kb)))
+    return f32(y_off), f32(top / y_span), f32(c_off), f32(top / c_span), weights
 
-    def combine(op, out: np.ndarray, base: np.ndarray, term: np.ndarray) -> None:
-        """``out = op(base, term)`` with the chroma-sized ``term`` replicated (nearest neighbour) to full size."""
-        if fx > 1:
-            term = np.repeat(term, fx, axis=1)[:, :width]
-        if fy == 1:
-            op(base, term, out=out)
-        elif height == ch * fy:  # whole rows of chroma: broadcast each over its fy luma rows, no copy
-            op(base.reshape(ch, fy, width), term[:, None, :], out=out.reshape(ch, fy, width))
-        else:
-            op(base, np.repeat(term, fy, axis=0)[:height], out=out)
 
-    combine(np.add, rgb[0], yy, f32(2 * (1 - kr)) * pr)
-    combine(np.subtract, rgb[1], yy, f32(2 * kb * (1 - kb) / kg) * pb)
-    combine(np.subtract, rgb[1], rgb[1], f32(2 * kr * (1 - kr) / kg) * pr)
-    combine(np.add, rgb[2], yy, f32(2 * (1 - kb)) * pb)
-    np.rint(rgb, out=rgb)
-    np.clip(rgb, 0, top, out=rgb)
-    return rgb.astype(np.uint8 if bit_depth == 8 else np.uint16).transpose(1, 2, 0)
+@functools.lru_cache(maxsize=16)
+def _lookup_tables(bit_depth: int, colorspace: str, color_range: str, doubled: bool) -> tuple[np.ndarray, ...]:
+    """For uint8 planes: ``E'Y`` and the four chroma terms of :func:`yuv_to_rgb` for every sample 0..255.
+
+    Computed by the same float32 operations as the plane path, so a look-up returns the very value the
+    arithmetic would. ``doubled``: each chroma entry is its float32 value twice, read as one float64 (a
+    look-up then writes the sample replicated twice along the row; no arithmetic touches the bits).
+    """
+    y_off, y_mul, c_off, c_mul, weights = _conversion_constants(bit_depth, colorspace, color_range)
+    samples = np.arange(256, dtype=np.float32)
+    yy = (samples - y_off) * y_mul
+    chroma = (samples - c_off) * c_mul
+    terms = [weight * chroma for weight in weights]
+    if doubled:
+        terms = [np.repeat(term, 2).view(np.float64) for term in terms]
+    tables = tuple(np.ascontiguousarray(t) for t in (yy, *terms))
+    for table in tables:
+        table.flags.writeable = False  # shared by every call
+    return tables
 
 
 class ColourNote(str):
