@@ -7,7 +7,7 @@ distorted, ``ultrafast``), at each asked size. Per clip and per measurement, fra
 
 - ``decode``: :class:`lpipscli.io.av_video.AVVideoReader` yielding planes at full precision, both clips
   (frames/s counts frame *pairs*);
-- ``decode+rgb``: the same plus :attr:`Frame.rgb` (our YUV->RGB, :func:`~lpipscli.io.av_video.yuv_to_rgb`) on both sides;
+- ``decode+rgb``: the same plus :attr:`Frame.rgb` (:func:`~lpipscli.io.av_video.yuv_to_rgb`) on both sides;
 - ``psnr_yuv`` / ``ssim_ffmpeg``: our NumPy functions on already decoded planes (no decoding);
 - ``ffmpeg psnr`` / ``ffmpeg ssim``: PyAV decoding of both clips fed into FFmpeg's filter through a
   filter graph (decoding included, as FFmpeg users run it), and ``ffmpeg decode`` (the same decoding,

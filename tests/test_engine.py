@@ -560,6 +560,21 @@ def test_batch_stack_equals_torch_stack_and_owns_its_memory(dtype):
     assert torch.equal(torch.stack(items), expected)
 
 
+def test_batch_stack_of_one_tensor_is_a_view_and_a_strided_one_is_copied():
+    """A batch of one image per side (1080p frames) reads the item's pixels in place; a strided tensor
+    is still copied."""
+    from lpipscli.io.dataset import stack
+
+    one = torch.arange(3 * 5 * 7, dtype=torch.int32).reshape(3, 5, 7)
+    out = stack([one])
+    assert out.shape == (1, 3, 5, 7) and torch.equal(out, torch.stack([one]))
+    assert out.data_ptr() == one.data_ptr()
+    strided = one.permute(0, 2, 1)
+    copied = stack([strided])
+    assert torch.equal(copied, torch.stack([strided]))
+    assert copied.data_ptr() != strided.data_ptr()
+
+
 @pytest.mark.parametrize(("dtype", "top", "scale"), [(torch.uint8, 255, None), (torch.int32, 65535, None),
                                                      (torch.int32, 1023, 1023.0), (torch.int32, 4095, 4095.0)])
 @pytest.mark.parametrize("out", [torch.float32, torch.float64])
