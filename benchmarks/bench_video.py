@@ -40,7 +40,10 @@ Besides whole-process frames/s, "steady" is the slope between two runs of the sa
 clip and its first half (`--max-frames N/2` for ours, `-frames:v N/2` for ffmpeg), (N - N/2) / (wall -
 wall of the half run): the rate once start-up is paid. Both runs pay the same fixed costs (start-up,
 decoder set-up, the first batch's warm-up), which a 1-frame baseline (used before) did not: one frame
-can cost more or less than a frame in the stream, and its error went straight into the estimate.
+can cost more or less than a frame in the stream, and its error went straight into the estimate. The
+slope has noise of its own: at 360p a frame of psnr_yuv costs ~1 ms, so over N/2 = 375 frames the start-up's
+run-to-run noise (about +-0.3 s) still moves the figure by tens of percent; trust whole-run fps there, or
+raise --frames.
 Every measurement runs --repeat times; the best wall time and the lowest peak memory are kept (peak =
 proportional set size (PSS) of the process tree, decoding workers included, sampled every 50 ms, so for ffmpeg runs
 of a fraction of a second it can under-read). Without real ImageNet weights in the torch cache it writes
