@@ -23,48 +23,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's lpipscli, not an installed one
-from lpipscli.io.av_video import COLORSPACES, yuv_to_rgb
-
-
-def old_yuv_to_rgb(planes, *, bit_depth, colorspace, color_range):
-    """``yuv_to_rgb`` before the OpenCV strips (lpipscli 5b85e9b): whole-plane NumPy float32."""
-    y, u, v = planes[0], planes[1], planes[2]
-    height, width = y.shape
-    ch, cw = u.shape
-    fy, fx = -(-height // ch), -(-width // cw)
-    kr, kb = COLORSPACES[colorspace]
-    kg = 1.0 - kr - kb
-    top = (1 << bit_depth) - 1
-    if color_range == "limited":
-        scale = 1 << (bit_depth - 8)
-        y_off, y_span, c_off, c_span = 16 * scale, 219 * scale, 128 * scale, 224 * scale
-    else:
-        y_off, y_span, c_off, c_span = 0, top, 1 << (bit_depth - 1), top
-    f32 = np.float32
-    yy = y.astype(f32)
-    yy -= f32(y_off)
-    yy *= f32(top / y_span)
-    pb = (u.astype(f32) - f32(c_off)) * f32(top / c_span)
-    pr = (v.astype(f32) - f32(c_off)) * f32(top / c_span)
-    rgb = np.empty((3, height, width), dtype=f32)
-
-    def combine(op, out, base, term):
-        if fx > 1:
-            term = np.repeat(term, fx, axis=1)[:, :width]
-        if fy == 1:
-            op(base, term, out=out)
-        elif height == ch * fy:
-            op(base.reshape(ch, fy, width), term[:, None, :], out=out.reshape(ch, fy, width))
-        else:
-            op(base, np.repeat(term, fy, axis=0)[:height], out=out)
-
-    combine(np.add, rgb[0], yy, f32(2 * (1 - kr)) * pr)
-    combine(np.subtract, rgb[1], yy, f32(2 * kb * (1 - kb) / kg) * pb)
-    combine(np.subtract, rgb[1], rgb[1], f32(2 * kr * (1 - kr) / kg) * pr)
-    combine(np.add, rgb[2], yy, f32(2 * (1 - kb)) * pb)
-    np.rint(rgb, out=rgb)
-    np.clip(rgb, 0, top, out=rgb)
-    return rgb.astype(np.uint8 if bit_depth == 8 else np.uint16).transpose(1, 2, 0)
+from lpipscli.io.av_video import yuv_to_rgb
+from lpipscli.testing import reference_yuv_to_rgb as old_yuv_to_rgb  # the former NumPy code
 
 
 def planes_420(bits: int, height: int, width: int, seed: int = 0) -> list[np.ndarray]:

@@ -1,4 +1,4 @@
-"""Test and benchmark support: seeded stand-ins for the torchvision backbones.
+"""Test and benchmark support: seeded stand-ins for the torchvision backbones; the reference YUV-to-RGB.
 
 ImageNet weights cannot be downloaded everywhere (CI, air-gapped machines). These helpers write seeded random
 state dicts under torchvision's exact file names into a ``TORCH_HOME``, so the real loading path (cache
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from lpipscli.weights import BACKBONES, FEATURE_BACKBONES
@@ -80,3 +81,51 @@ def write_seeded_backbones(torch_home: Path, nets=("alex", "vgg", "squeeze"), se
         info = BACKBONES[net] if net in BACKBONES else FEATURE_BACKBONES[net]
         torch.save(seeded_state_dict(info.arch, seed), folder / info.filename)
     return folder
+
+
+#: ITU-R BT.601 / BT.709 / BT.2020 ``(Kr, Kb)``, written out independently of ``lpipscli.io.av_video``.
+REFERENCE_MATRICES = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722), "bt2020": (0.2627, 0.0593)}
+
+
+def reference_yuv_to_rgb(planes, *, bit_depth: int, colorspace: str, color_range: str) -> np.ndarray:
+    """The definition of :func:`lpipscli.io.av_video.yuv_to_rgb`: its plain NumPy float32 body as it was
+    before the OpenCV rewrite (whole planes), with its own copy of the ITU-R ``Kr``/``Kb`` constants
+    (:data:`REFERENCE_MATRICES`), so that it shares nothing with the code it checks. The tests compare
+    ``yuv_to_rgb`` with it bit for bit; ``benchmarks/bench_yuv_to_rgb.py`` times the two."""
+    y, u, v = planes[0], planes[1], planes[2]
+    height, width = y.shape
+    ch, cw = u.shape
+    fy, fx = -(-height // ch), -(-width // cw)
+    kr, kb = REFERENCE_MATRICES[colorspace]
+    kg = 1.0 - kr - kb
+    top = (1 << bit_depth) - 1
+    if color_range == "limited":
+        scale = 1 << (bit_depth - 8)
+        y_off, y_span, c_off, c_span = 16 * scale, 219 * scale, 128 * scale, 224 * scale
+    else:
+        y_off, y_span, c_off, c_span = 0, top, 1 << (bit_depth - 1), top
+    f32 = np.float32
+    yy = y.astype(f32)
+    yy -= f32(y_off)
+    yy *= f32(top / y_span)
+    pb = (u.astype(f32) - f32(c_off)) * f32(top / c_span)
+    pr = (v.astype(f32) - f32(c_off)) * f32(top / c_span)
+    rgb = np.empty((3, height, width), dtype=f32)
+
+    def combine(op, out, base, term):
+        if fx > 1:
+            term = np.repeat(term, fx, axis=1)[:, :width]
+        if fy == 1:
+            op(base, term, out=out)
+        elif height == ch * fy:
+            op(base.reshape(ch, fy, width), term[:, None, :], out=out.reshape(ch, fy, width))
+        else:
+            op(base, np.repeat(term, fy, axis=0)[:height], out=out)
+
+    combine(np.add, rgb[0], yy, f32(2 * (1 - kr)) * pr)
+    combine(np.subtract, rgb[1], yy, f32(2 * kb * (1 - kb) / kg) * pb)
+    combine(np.subtract, rgb[1], rgb[1], f32(2 * kr * (1 - kr) / kg) * pr)
+    combine(np.add, rgb[2], yy, f32(2 * (1 - kb)) * pb)
+    np.rint(rgb, out=rgb)
+    np.clip(rgb, 0, top, out=rgb)
+    return rgb.astype(np.uint8 if bit_depth == 8 else np.uint16).transpose(1, 2, 0)

@@ -1,9 +1,10 @@
-"""``yuv_to_rgb`` is bit-identical to its definition: the plain NumPy float32 conversion written below.
+"""``yuv_to_rgb`` is bit-identical to its definition, the plain NumPy float32 conversion.
 
-The reference is the NumPy code ``yuv_to_rgb`` had before it was rewritten with OpenCV strips and look-up
-tables; it *is* the definition (scores computed on RGB must not change). 8-bit output depends on a pixel's
-(Y, U, V) triple alone, so every one of the 256^3 triples is checked, laid out as 4:4:4 and as 4:2:0 planes,
-for every matrix and range. Higher bit depths: a large random sample plus the range limits.
+The reference (:func:`lpipscli.testing.reference_yuv_to_rgb`) is the NumPy code ``yuv_to_rgb`` had before it
+was rewritten with OpenCV strips and look-up tables; it *is* the definition (scores computed on RGB must not
+change). 8-bit output depends on a pixel's (Y, U, V) triple alone, so every one of the 256^3 triples is
+checked, laid out as 4:4:4 and as 4:2:0 planes, for every matrix and range. Higher bit depths: a large random
+sample plus the range limits.
 """
 
 from __future__ import annotations
@@ -14,55 +15,14 @@ import numpy as np
 import pytest
 
 from lpipscli.io.av_video import yuv_to_rgb
+from lpipscli.testing import REFERENCE_MATRICES, reference_yuv_to_rgb
 
-MATRICES = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722), "bt2020": (0.2627, 0.0593)}
-COMBOS = list(itertools.product(MATRICES, ("limited", "full")))
-
-
-def reference(planes, bit_depth, colorspace, color_range):
-    """The definition: ``yuv_to_rgb``'s NumPy body as it was before the OpenCV rewrite (copied verbatim)."""
-    y, u, v = planes[0], planes[1], planes[2]
-    height, width = y.shape
-    ch, cw = u.shape
-    fy, fx = -(-height // ch), -(-width // cw)
-    kr, kb = MATRICES[colorspace]
-    kg = 1.0 - kr - kb
-    top = (1 << bit_depth) - 1
-    if color_range == "limited":
-        scale = 1 << (bit_depth - 8)
-        y_off, y_span, c_off, c_span = 16 * scale, 219 * scale, 128 * scale, 224 * scale
-    else:
-        y_off, y_span, c_off, c_span = 0, top, 1 << (bit_depth - 1), top
-    f32 = np.float32
-    yy = y.astype(f32)
-    yy -= f32(y_off)
-    yy *= f32(top / y_span)
-    pb = (u.astype(f32) - f32(c_off)) * f32(top / c_span)
-    pr = (v.astype(f32) - f32(c_off)) * f32(top / c_span)
-    rgb = np.empty((3, height, width), dtype=f32)
-
-    def combine(op, out, base, term):
-        if fx > 1:
-            term = np.repeat(term, fx, axis=1)[:, :width]
-        if fy == 1:
-            op(base, term, out=out)
-        elif height == ch * fy:
-            op(base.reshape(ch, fy, width), term[:, None, :], out=out.reshape(ch, fy, width))
-        else:
-            op(base, np.repeat(term, fy, axis=0)[:height], out=out)
-
-    combine(np.add, rgb[0], yy, f32(2 * (1 - kr)) * pr)
-    combine(np.subtract, rgb[1], yy, f32(2 * kb * (1 - kb) / kg) * pb)
-    combine(np.subtract, rgb[1], rgb[1], f32(2 * kr * (1 - kr) / kg) * pr)
-    combine(np.add, rgb[2], yy, f32(2 * (1 - kb)) * pb)
-    np.rint(rgb, out=rgb)
-    np.clip(rgb, 0, top, out=rgb)
-    return rgb.astype(np.uint8 if bit_depth == 8 else np.uint16).transpose(1, 2, 0)
+COMBOS = list(itertools.product(REFERENCE_MATRICES, ("limited", "full")))
 
 
 def check(planes, bit_depth, colorspace, color_range):
     ours = yuv_to_rgb(planes, bit_depth=bit_depth, colorspace=colorspace, color_range=color_range)
-    want = reference(planes, bit_depth, colorspace, color_range)
+    want = reference_yuv_to_rgb(planes, bit_depth=bit_depth, colorspace=colorspace, color_range=color_range)
     assert ours.dtype == want.dtype and ours.shape == want.shape
     assert ours.transpose(2, 0, 1).flags.c_contiguous  # channel-planar memory
     assert_same(ours, want)
@@ -106,7 +66,8 @@ def test_8bit_every_triple(every_triple, colorspace, color_range):
     """All 256^3 triples in 4:4:4 (against the reference) and in 4:2:0 (against the reference's value for
     each pixel's triple: the output of a pixel depends on its triple alone)."""
     planes, (planes_420, index) = every_triple
-    want = np.concatenate([reference([p[rows:rows + 1024] for p in planes], 8, colorspace, color_range)
+    kwargs = {"bit_depth": 8, "colorspace": colorspace, "color_range": color_range}
+    want = np.concatenate([reference_yuv_to_rgb([p[rows:rows + 1024] for p in planes], **kwargs)
                            for rows in range(0, 4096, 1024)])  # rows are independent; in parts to save memory
     ours = yuv_to_rgb(planes, bit_depth=8, colorspace=colorspace, color_range=color_range)
     assert ours.dtype == np.uint8 and ours.transpose(2, 0, 1).flags.c_contiguous
