@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 
 from lpipscli.config import RunConfig, Runner
 from lpipscli.errors import DeviceError, LpipsCliError, UsageError
-from lpipscli.io.dataset import SAMPLE_SCALE, Batcher, collate, prefetch_items, to_unit_float
+from lpipscli.io.dataset import NUMPY_FLOATS, SAMPLE_SCALE, Batcher, collate, prefetch_items, to_unit_float
 from lpipscli.io.pairing import Pair
 from lpipscli.metrics import REGISTRY, resolve_params
 from lpipscli.metrics.masked import MASKED_FUNCTIONS
@@ -767,9 +767,6 @@ def _masked(fn, values: torch.Tensor, ref: torch.Tensor, dist: torch.Tensor, ind
     return values
 
 
-_NUMPY_FLOATS = {torch.float64: np.float64, torch.float32: np.float32}
-
-
 def _gather_refs(ref: torch.Tensor, ref_index: torch.Tensor, pool: _BufferPool | None) -> torch.Tensor:
     """``ref[ref_index]`` for a pure metric: each distorted image's reference, without a fresh copy per batch.
 
@@ -778,7 +775,7 @@ def _gather_refs(ref: torch.Tensor, ref_index: torch.Tensor, pool: _BufferPool |
     """
     if ref.shape[0] == 1:
         return ref.expand(ref_index.shape[0], *ref.shape[1:])
-    np_dtype = _NUMPY_FLOATS.get(ref.dtype)
+    np_dtype = NUMPY_FLOATS.get(ref.dtype)
     if pool is None or np_dtype is None or ref.device.type != "cpu" or ref.requires_grad:
         return ref.index_select(0, ref_index)
     out = torch.from_numpy(pool.take(2, (ref_index.shape[0], *ref.shape[1:]), np_dtype))

@@ -210,6 +210,9 @@ class Batcher:
 #: integer pixel dtypes and their full scale; 16-bit samples travel as int32 (exact; torch's uint16 is limited)
 SAMPLE_SCALE = {torch.uint8: 255.0, torch.int32: 65535.0}
 
+#: float dtypes the CPU conversions write with NumPy, and their NumPy twins
+NUMPY_FLOATS = {torch.float64: np.float64, torch.float32: np.float32}
+
 
 def _to_tensor(array: np.ndarray, channels: int) -> torch.Tensor:
     """(H, W, C) or (H, W) array -> (C, H, W) tensor: uint8 stays uint8, uint16 becomes int32, float stays
@@ -240,11 +243,11 @@ def to_unit_float(tensor: torch.Tensor, dtype: torch.dtype = torch.float32, scal
         scale = SAMPLE_SCALE.get(tensor.dtype)
     if scale is None or tensor.is_floating_point():
         return tensor.to(dtype)
-    if tensor.device.type == "cpu" and dtype in (torch.float32, torch.float64) and not tensor.requires_grad:
+    if tensor.device.type == "cpu" and dtype in NUMPY_FLOATS and not tensor.requires_grad:
         # NumPy's conversion and correctly rounded division (the same values as torch's) run in this thread:
         # no OpenMP region to stall while a decoding worker or reader thread holds a core. The integers
         # (at most 16 bits) convert exactly, so dividing them in the target dtype is one rounding, as torch's.
-        np_dtype = np.float64 if dtype == torch.float64 else np.float32
+        np_dtype = NUMPY_FLOATS[dtype]
         array = np.empty(tuple(tensor.shape), np_dtype) if out is None else out(tuple(tensor.shape), np_dtype)
         np.divide(tensor.numpy(), np_dtype(scale), out=array, dtype=np_dtype)
         return torch.from_numpy(array)
